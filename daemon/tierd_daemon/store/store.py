@@ -1,0 +1,571 @@
+"""The NVMe object store.
+
+Write path (invariant 1): allocate extents -> write the pages with the engine
+(O_DIRECT, straight from the caller's buffer when it is page-aligned, else
+through the staging pool) -> fdatasync the touched files (durable
+namespaces) -> one LMDB transaction makes the objects visible -> only then
+are the extents of replaced objects freed. Nothing is overwritten in place,
+so a crash at any point leaves either the old or the new object.
+
+Read path (invariant 2): look up and pin the extents -> read -> verify the
+xxh3 checksum of the logical bytes. A mismatch raises ChecksumError for
+durable namespaces; for cache namespaces the object is dropped and the read
+is a miss. Never wrong bytes.
+
+Accounting (invariant 5): allocator-used pages == pages the catalog
+references + pages of writes in flight + freed pages still pinned by readers.
+
+Concurrency: one lock guards the allocator, pins and counters; I/O and the
+catalog commit run outside it. Lookup+pin and commit->free are each atomic
+under the lock, so a reader never reads extents that were freed and reused.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+from collections import Counter
+from dataclasses import dataclass
+from typing import Iterable, Iterator, Sequence
+
+import numpy as np
+
+from tierd.errors import ChecksumError, InvalidArgument, NotFound, TierdError, UnknownNamespace
+from tierd_daemon.dio import aligned_buffer
+from tierd_daemon.engine import OP_FSYNC, OP_READ, OP_WRITE, make_ops, open_engine, raise_for_results
+from tierd_daemon.store import codec
+from tierd_daemon.store.allocator import Extent, ExtentAllocator, OverlapError
+from tierd_daemon.store.catalog import (ENC_RAW, ENC_ZSTD, ENCODINGS, Catalog, Record, decode_key,
+                                        encode_key)
+from tierd_daemon.store.config import StoreConfig
+from tierd_daemon.store.datafiles import (DataFiles, DirectoryLock, choose_page_size,
+                                          data_file_name, fsync_dir, plan_file_sizes)
+from tierd_daemon.store.staging import StagingPool
+
+log = logging.getLogger("tierd.store")
+
+LAYOUT_FORMAT = 1
+STAGING_CHUNK_MAX = 256 * 1024
+
+
+@dataclass(frozen=True)
+class ObjectInfo:
+    namespace: str
+    key: bytes
+    size: int            # logical bytes
+    stored_size: int     # bytes on disk before page rounding
+    encoding: str        # "raw" or "zstd"
+    checksum: int        # xxh3-64 of the logical bytes
+    mtime_ns: int
+    extents: int
+
+    @classmethod
+    def of(cls, ns: str, key: bytes, rec: Record) -> "ObjectInfo":
+        return cls(ns, key, rec.logical_size, rec.stored_size, ENCODINGS[rec.encoding],
+                   rec.checksum, rec.mtime_ns, len(rec.extents))
+
+
+@dataclass(frozen=True)
+class StoreUsage:
+    page_size: int
+    capacity_bytes: int
+    used_bytes: int          # allocated: referenced + in flight + pinned-freed
+    referenced_bytes: int    # what the catalog references
+    inflight_bytes: int
+    free_bytes: int
+    largest_free_bytes: int
+    objects: int
+    data_files: int
+    engine: str
+    fixed_buffers: bool
+
+
+def _as_bytes_array(data) -> np.ndarray:
+    """A flat uint8 view of any contiguous buffer, without copying."""
+    if isinstance(data, np.ndarray):
+        if not data.flags.c_contiguous:
+            raise InvalidArgument("data must be a contiguous buffer (use np.ascontiguousarray)")
+        return data.reshape(-1).view(np.uint8)
+    try:
+        mv = memoryview(data)
+    except TypeError:
+        raise InvalidArgument(
+            f"data must be bytes-like (bytes, bytearray, memoryview, numpy array), "
+            f"not {type(data).__name__}") from None
+    if not mv.c_contiguous:
+        raise InvalidArgument("data must be a contiguous buffer")
+    if mv.nbytes == 0:
+        return np.empty(0, dtype=np.uint8)
+    return np.frombuffer(mv.cast("B"), dtype=np.uint8)
+
+
+def _buffer(nbytes: int) -> np.ndarray:
+    """Page-aligned memory for O_DIRECT reads (an empty array for 0 bytes)."""
+    return aligned_buffer(nbytes) if nbytes else np.empty(0, dtype=np.uint8)
+
+
+class Store:
+    """An open store directory. Thread-safe; one process per directory."""
+
+    def __init__(self, path: str, config: StoreConfig, allow_damaged: bool = False) -> None:
+        self.path = os.path.abspath(path)
+        self.config = config
+        self._closed = True
+        # With allow_damaged (fsck), an inconsistent catalog opens read-only
+        # so it can be diagnosed; `damage` says what is wrong.
+        self._allow_damaged = allow_damaged
+        self.damage: list[str] = []
+        os.makedirs(self.path, mode=0o700, exist_ok=True)
+        self._dirlock = DirectoryLock(self.path)
+        self._catalog = self._files = self._engine = None
+        try:
+            self._open()
+        except BaseException:
+            self._teardown()
+            raise
+        self._closed = False
+
+    @classmethod
+    def open(cls, path: str, config: StoreConfig | None = None, *,
+             allow_damaged: bool = False) -> "Store":
+        return cls(path, config or StoreConfig(), allow_damaged)
+
+    # ---- open / close -------------------------------------------------------------
+
+    def _open(self) -> None:
+        cfg = self.config
+        self._catalog = Catalog(os.path.join(self.path, "catalog"), cfg.catalog_map_size)
+        layout = self._catalog.read_meta()
+        if layout is None:
+            page = choose_page_size(self.path)
+            sizes = plan_file_sizes(cfg.capacity, cfg.file_size, page)
+            self._files = DataFiles(self.path, sizes)
+            fsync_dir(self.path)
+            # The layout is written after the files exist, so a store whose
+            # meta is present always has its files.
+            layout = {"format": LAYOUT_FORMAT, "page_size": page, "file_sizes": sizes}
+            self._catalog.write_meta(layout)
+        else:
+            if layout.get("format") != LAYOUT_FORMAT:
+                raise TierdError(f"store {self.path} has layout format {layout.get('format')}, "
+                                 f"this tierd reads format {LAYOUT_FORMAT}")
+            page = layout["page_size"]
+            sizes = layout["file_sizes"]
+            for i, size in enumerate(sizes):
+                fp = os.path.join(self.path, data_file_name(i))
+                if not os.path.exists(fp) or os.stat(fp).st_size < size:
+                    raise TierdError(f"data file {fp} is missing or shorter than {size} bytes; "
+                                     "the store is damaged: restore the file or recreate the store")
+            self._files = DataFiles(self.path, sizes)
+            want = plan_file_sizes(cfg.capacity, cfg.file_size, page, sizes)
+            if want != sizes:
+                self._files.grow(want)
+                layout = dict(layout, file_sizes=want)
+                self._catalog.write_meta(layout)
+                log.info("store %s: capacity grown from %d to %d bytes", self.path, sum(sizes),
+                         sum(want))
+            elif cfg.capacity < sum(sizes):
+                log.warning("store %s: configured capacity %d is below the store's %d bytes; "
+                            "keeping %d (a store never shrinks)", self.path, cfg.capacity,
+                            sum(sizes), sum(sizes))
+        self.page = page
+        file_pages = [s // page for s in self._files.sizes]
+
+        used, objects = [], 0
+        for ckey, raw in self._catalog.items():
+            try:
+                rec = Record.unpack(raw)
+            except ValueError as e:
+                self.damage.append(f"catalog record {bytes(ckey)!r} is damaged ({e})")
+                continue
+            used.extend(rec.extents)
+            objects += 1
+        try:
+            self._alloc = ExtentAllocator.from_used(file_pages, used)
+        except OverlapError as e:
+            self.damage.append(f"catalog is inconsistent ({e})")
+            self._alloc = ExtentAllocator(file_pages)
+        if self.damage and not self._allow_damaged:
+            raise TierdError(f"store {self.path}: {'; '.join(self.damage)}; "
+                             "run `tierd fsck` for a full report")
+
+        self._lock = threading.Lock()
+        self._inflight_pages = 0
+        self._pins: Counter[Extent] = Counter()
+        self._deferred: set[Extent] = set()
+
+        self._engine = open_engine(cfg.engine, cfg.queue_depth)
+        self._engine.register_files(self._files.fds)
+        chunk = min(cfg.max_io_bytes, STAGING_CHUNK_MAX)
+        self._staging = StagingPool(max(cfg.staging_bytes, chunk), chunk)
+        self._engine.register_buffers([self._staging.region])
+        log.info("store %s: %d data file(s), %.1f GiB, page %d, engine %s%s, %d objects, "
+                 "%.1f%% used", self.path, len(file_pages), sum(self._files.sizes) / 2**30, page,
+                 self._engine.name, " (fixed buffers)" if self._engine.fixed_buffers else "",
+                 objects, 100.0 * self._alloc.used_pages / self._alloc.total_pages)
+
+    def close(self) -> None:
+        if not self._closed:
+            self._closed = True
+            self._teardown()
+
+    def _teardown(self) -> None:
+        for obj in (self._engine, self._files, self._catalog):
+            if obj is not None:
+                obj.close()
+        self._dirlock.release()
+
+    def __enter__(self) -> "Store":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    # ---- helpers ------------------------------------------------------------------
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise TierdError("store is closed")
+
+    def _check_writable(self) -> None:
+        self._check_open()
+        if self.damage:
+            raise TierdError(f"store {self.path} is damaged and open read-only for fsck: "
+                             f"{'; '.join(self.damage)}")
+
+    def _ns(self, ns: str):
+        try:
+            return self.config.namespaces[ns]
+        except (KeyError, TypeError):
+            raise UnknownNamespace(
+                f"unknown namespace {ns!r}; configured: {', '.join(sorted(self.config.namespaces))}"
+            ) from None
+
+    def _pages(self, nbytes: int) -> int:
+        return (nbytes + self.page - 1) // self.page
+
+    def _max_object(self) -> int:
+        return self.config.max_object_bytes or sum(self._files.sizes)
+
+    # ---- put ----------------------------------------------------------------------
+
+    def put(self, ns: str, key: bytes | str, data) -> ObjectInfo:
+        """Store one object; durable (for durable namespaces) when it returns."""
+        return self.put_many(ns, [(key, data)])[0]
+
+    def put_many(self, ns: str, items: Iterable[tuple[bytes | str, object]]) -> list[ObjectInfo]:
+        """Store several objects: one engine batch, one sync, one catalog transaction.
+
+        All or nothing: on any error no object of the batch becomes visible.
+        """
+        self._check_writable()
+        policy = self._ns(ns)
+        prepared = []  # (ckey, key, payload array, encoding, logical size, checksum)
+        seen = set()
+        for key, data in items:
+            ckey = encode_key(ns, key)
+            if ckey in seen:
+                raise InvalidArgument(f"key {key!r} appears twice in one batch")
+            seen.add(ckey)
+            arr = _as_bytes_array(data)
+            if arr.nbytes > self._max_object():
+                raise InvalidArgument(
+                    f"object {key!r} of {arr.nbytes} bytes exceeds the largest object this store "
+                    f"takes ({self._max_object()} bytes; store.max_object_bytes / capacity)")
+            csum = codec.checksum(arr)
+            payload, enc = arr, ENC_RAW
+            if policy.compression == "zstd" and arr.nbytes > self.page:
+                packed = codec.zstd_compress(arr, policy.zstd_level)
+                if self._pages(len(packed)) < self._pages(arr.nbytes):
+                    payload, enc = np.frombuffer(packed, dtype=np.uint8), ENC_ZSTD
+            prepared.append((ckey, decode_key(ckey)[1], payload, enc, arr.nbytes, csum))
+        if not prepared:
+            return []
+
+        extents: list[list[Extent]] = []
+        total_pages = 0
+        with self._lock:
+            try:
+                for p in prepared:
+                    n = self._pages(p[2].nbytes)
+                    extents.append(self._alloc.allocate(n) if n else [])
+                    total_pages += n
+            except BaseException:
+                for ex in extents:
+                    self._alloc.free(ex)
+                raise
+            self._inflight_pages += total_pages
+
+        committed = False
+        try:
+            touched = self._write([(p[2], ex) for p, ex in zip(prepared, extents)])
+            if policy.durable and touched:
+                self._sync(touched)
+            now = time.time_ns()
+            recs = [(p[0], Record(p[3], p[4], p[2].nbytes, p[5], now, tuple(ex)))
+                    for p, ex in zip(prepared, extents)]
+            dropped, _ = self._catalog.commit(puts=recs)
+            committed = True
+        finally:
+            with self._lock:
+                self._inflight_pages -= total_pages
+                if committed:
+                    for rec in dropped:
+                        self._free_locked(rec.extents)
+                else:
+                    for ex in extents:
+                        self._alloc.free(ex)
+        return [ObjectInfo.of(ns, key, rec) for (_, key, *_), (_, rec) in zip(prepared, recs)]
+
+    def _segments(self, buf: np.ndarray, extents: Sequence[Extent], nbytes: int):
+        """(buf offset, file, file offset, length) runs covering nbytes of buf.
+
+        Each run is whole pages and at most max_io_bytes; the last one may
+        extend past nbytes (the padding of the final page).
+        """
+        page, max_io = self.page, self.config.max_io_bytes
+        off = 0
+        for e in extents:
+            ext_bytes = e.npages * page
+            pos = 0
+            while pos < ext_bytes and off < nbytes:
+                n = min(max_io, ext_bytes - pos, self._pages(nbytes - off) * page)
+                yield off, e.file, e.page * page + pos, n
+                pos += n
+                off += n
+        assert off >= nbytes
+
+    def _run(self, jobs, opcode: int, nbytes_of, what: str) -> None:
+        """Drive segments of (buffer, extents) jobs through the engine.
+
+        A segment goes straight to/from the job's buffer when that is
+        page-aligned and holds the whole padded run; otherwise it passes
+        through a staging chunk (split to chunk size). Batches are cut where
+        the staging pool would run out, so memory stays bounded.
+        """
+        chunk_bytes = self._staging.chunk_bytes
+        segs = []  # (buf, buf_off, file, file_off, length, direct)
+        for buf, extents in jobs:
+            nbytes = nbytes_of(buf)
+            base = int(buf.ctypes.data) if buf.nbytes else 0
+            for off, f, foff, n in self._segments(buf, extents, nbytes):
+                if base and (base + off) % self.page == 0 and off + n <= buf.nbytes:
+                    segs.append((buf, off, f, foff, n, True))
+                else:
+                    for s in range(0, n, chunk_bytes):
+                        segs.append((buf, off + s, f, foff + s, min(chunk_bytes, n - s), False))
+        limit = self._staging.nchunks
+        i = 0
+        while i < len(segs):
+            batch, staged = [], 0
+            while i < len(segs) and (segs[i][5] or staged < limit):
+                staged += not segs[i][5]
+                batch.append(segs[i])
+                i += 1
+            chunks = self._staging.acquire(staged) if staged else []
+            try:
+                ops = make_ops(len(batch))
+                ci = 0
+                copy_back = []
+                for j, (buf, off, f, foff, n, direct) in enumerate(batch):
+                    if direct:
+                        addr = int(buf.ctypes.data) + off
+                    else:
+                        chunk = self._staging.chunk(chunks[ci])
+                        ci += 1
+                        m = max(0, min(n, nbytes_of(buf) - off))
+                        if opcode == OP_WRITE:
+                            chunk[:m] = buf[off:off + m]
+                            chunk[m:n] = 0  # deterministic padding, never stale memory
+                        else:
+                            copy_back.append((buf, off, chunk, m))
+                        addr = int(chunk.ctypes.data)
+                    ops[j] = (addr, foff, n, f, opcode, 0, 0)
+                self._engine.submit(ops)
+                raise_for_results(ops, what)
+                for buf, off, chunk, m in copy_back:
+                    buf[off:off + m] = chunk[:m]
+            finally:
+                if chunks:
+                    self._staging.release(chunks)
+
+    def _write(self, jobs: list[tuple[np.ndarray, list[Extent]]]) -> set[int]:
+        self._run(jobs, OP_WRITE, lambda b: b.nbytes, "write")
+        return {e.file for _, ex in jobs for e in ex}
+
+    def _sync(self, files: set[int]) -> None:
+        ops = make_ops(len(files))
+        for j, f in enumerate(sorted(files)):
+            ops[j] = (0, 0, 0, f, OP_FSYNC, 0, 0)
+        self._engine.submit(ops)
+        raise_for_results(ops, "fdatasync")
+
+    # ---- get ----------------------------------------------------------------------
+
+    def _lookup_and_pin(self, ns: str, keys: Sequence[bytes | str]) -> list[tuple[bytes, Record]]:
+        ckeys = [encode_key(ns, k) for k in keys]
+        with self._lock:
+            recs = self._catalog.get_many(ckeys)
+            missing = [decode_key(c)[1] for c, r in zip(ckeys, recs) if r is None]
+            if missing:
+                shown = ", ".join(repr(k) for k in missing[:5])
+                more = f" and {len(missing) - 5} more" if len(missing) > 5 else ""
+                raise NotFound(f"no object {shown}{more} in namespace {ns!r}")
+            for r in recs:
+                self._pins.update(r.extents)
+        return list(zip(ckeys, recs))
+
+    def _unpin(self, recs: Iterable[Record]) -> None:
+        with self._lock:
+            for r in recs:
+                for e in r.extents:
+                    self._pins[e] -= 1
+                    if self._pins[e] == 0:
+                        del self._pins[e]
+                        if e in self._deferred:
+                            self._deferred.discard(e)
+                            self._alloc.free([e])
+
+    def _free_locked(self, extents: Iterable[Extent]) -> None:
+        for e in extents:
+            if self._pins.get(e):
+                self._deferred.add(e)   # a reader still has it: free on unpin
+            else:
+                self._alloc.free([e])
+
+    def get(self, ns: str, key: bytes | str) -> np.ndarray:
+        """The object's bytes as a read-only uint8 array (verified)."""
+        return self.get_many(ns, [key])[0]
+
+    def get_many(self, ns: str, keys: Sequence[bytes | str]) -> list[np.ndarray]:
+        """Several objects in one engine batch; NotFound names missing keys."""
+        self._check_open()
+        policy = self._ns(ns)
+        pinned = self._lookup_and_pin(ns, keys)
+        try:
+            bufs = [_buffer(rec.npages * self.page) for _, rec in pinned]
+            self._run([(b, rec.extents) for b, (_, rec) in zip(bufs, pinned)], OP_READ,
+                      lambda b: b.nbytes, "read")
+            out = []
+            for buf, (ckey, rec) in zip(bufs, pinned):
+                arr = self._decode_verify(ns, policy, ckey, rec, buf[:rec.stored_size])
+                arr.flags.writeable = False
+                out.append(arr)
+            return out
+        finally:
+            self._unpin(rec for _, rec in pinned)
+
+    def get_into(self, ns: str, key: bytes | str, out) -> int:
+        """Read one object into a caller's writable buffer; returns its size.
+
+        Zero-copy when `out` is page-aligned and holds the object's whole
+        pages (aligned_buffer gives such memory); staged otherwise.
+        """
+        self._check_open()
+        policy = self._ns(ns)
+        dst = _as_bytes_array(out)
+        if not dst.flags.writeable:
+            raise InvalidArgument("out must be a writable buffer")
+        [(ckey, rec)] = self._lookup_and_pin(ns, [key])
+        try:
+            if dst.nbytes < rec.logical_size:
+                raise InvalidArgument(f"out holds {dst.nbytes} bytes, the object has "
+                                      f"{rec.logical_size}")
+            if rec.encoding == ENC_RAW:
+                stored = rec.stored_size
+                self._run([(dst, rec.extents)], OP_READ, lambda b: stored, "read")
+                self._decode_verify(ns, policy, ckey, rec, dst[:stored])
+            else:
+                tmp = _buffer(rec.npages * self.page)
+                self._run([(tmp, rec.extents)], OP_READ, lambda b: b.nbytes, "read")
+                arr = self._decode_verify(ns, policy, ckey, rec, tmp[:rec.stored_size])
+                dst[:rec.logical_size] = arr
+            return rec.logical_size
+        finally:
+            self._unpin([rec])
+
+    def _decode_verify(self, ns, policy, ckey: bytes, rec: Record, stored: np.ndarray) -> np.ndarray:
+        try:
+            if rec.encoding == ENC_ZSTD:
+                arr = np.frombuffer(codec.zstd_decompress(stored, rec.logical_size), dtype=np.uint8)
+            else:
+                arr = stored
+            ok = arr.nbytes == rec.logical_size and codec.checksum(arr) == rec.checksum
+            got = codec.checksum(arr) if not ok else rec.checksum
+        except Exception as e:  # zstd refuses damaged frames
+            ok, got, arr = False, None, None
+            log.debug("decode of %r failed: %s", ckey, e)
+        if ok:
+            return arr
+        key = decode_key(ckey)[1]
+        where = ", ".join(f"{data_file_name(e.file)} pages {e.page}-{e.end - 1}" for e in rec.extents)
+        msg = (f"checksum mismatch for {ns}/{key!r}: catalog {rec.checksum:#018x}, read "
+               f"{'undecodable data' if got is None else f'{got:#018x}'} ({where})")
+        if not policy.durable:
+            # Cache data: a damaged object is a miss. Drop it so the next
+            # writer repopulates it.
+            log.warning("%s; dropping it from cache namespace %r", msg, ns)
+            if not self.damage:
+                self._delete_ckeys([ckey])
+            raise NotFound(f"no object {key!r} in namespace {ns!r} (damaged copy dropped)")
+        raise ChecksumError(msg + "; the bytes on disk are damaged: restore the object from its source")
+
+    # ---- delete / stat / list ---------------------------------------------------------
+
+    def delete(self, ns: str, key: bytes | str) -> None:
+        """Remove one object; NotFound if it does not exist."""
+        if not self.delete_many(ns, [key])[0]:
+            raise NotFound(f"no object {key!r} in namespace {ns!r}")
+
+    def delete_many(self, ns: str, keys: Sequence[bytes | str]) -> list[bool]:
+        """Remove objects in one transaction; per key, whether it existed."""
+        self._check_writable()
+        self._ns(ns)
+        return self._delete_ckeys([encode_key(ns, k) for k in keys])
+
+    def _delete_ckeys(self, ckeys: list[bytes]) -> list[bool]:
+        dropped, existed = self._catalog.commit(deletes=ckeys)
+        with self._lock:
+            for rec in dropped:
+                self._free_locked(rec.extents)
+        return existed
+
+    def stat(self, ns: str, key: bytes | str) -> ObjectInfo:
+        self._check_open()
+        self._ns(ns)
+        ckey = encode_key(ns, key)
+        rec = self._catalog.get(ckey)
+        if rec is None:
+            raise NotFound(f"no object {key!r} in namespace {ns!r}")
+        return ObjectInfo.of(ns, decode_key(ckey)[1], rec)
+
+    def contains(self, ns: str, key: bytes | str) -> bool:
+        self._check_open()
+        self._ns(ns)
+        return self._catalog.get(encode_key(ns, key)) is not None
+
+    def list(self, ns: str, prefix: bytes | str = b"") -> Iterator[bytes]:
+        self._check_open()
+        self._ns(ns)
+        if isinstance(prefix, str):
+            prefix = prefix.encode()
+        return self._catalog.keys(ns, prefix)
+
+    # ---- accounting -------------------------------------------------------------------
+
+    def usage(self) -> StoreUsage:
+        with self._lock:
+            used = self._alloc.used_pages
+            inflight = self._inflight_pages
+            deferred = sum(e.npages for e in self._deferred)
+            free = self._alloc.free_pages
+            largest = self._alloc.largest_free
+        p = self.page
+        return StoreUsage(p, self._alloc.total_pages * p, used * p, (used - inflight - deferred) * p,
+                          inflight * p, free * p, largest * p, self._catalog.count(),
+                          len(self._files.sizes), self._engine.name, self._engine.fixed_buffers)
+
+    def fsck(self, verify_data: bool = True, progress=None):
+        from tierd_daemon.store.fsck import fsck
+        return fsck(self, verify_data=verify_data, progress=progress)

@@ -1,0 +1,154 @@
+"""ioengine=native: tierd's I/O engine (io_uring, or the threadpool fallback)
+driving a plain file, the way fio's io_uring engine would.
+
+engine.submit() runs a whole batch to completion, so "iodepth" here means:
+submit `iodepth` ops of `bs` bytes at once, wait for all of them, repeat.
+The queue drains at the end of every batch (fio keeps it topped up), and
+every op of a batch is charged the batch's wall time as its completion
+latency: the summary labels it "clat (batch)". That over-states the latency
+of the ops that finished early in a batch and includes submission time.
+"""
+from __future__ import annotations
+
+import os
+import time
+
+import numpy as np
+
+from tierd_perf.common import Blocks, Clock, Directions, Progress, ThreadResult
+from tierd_perf.jobfile import Job
+
+LAYOUT_CHUNK = 1 << 20
+LAYOUT_DEPTH = 16
+
+
+def _open(path: str, direct: bool) -> int:
+    flags = os.O_RDWR | os.O_CREAT | (os.O_DIRECT if direct else 0)
+    try:
+        return os.open(path, flags, 0o644)
+    except OSError as e:
+        if direct and e.errno == 22:  # EINVAL: the filesystem has no O_DIRECT
+            raise OSError(e.errno, f"{path}: O_DIRECT is not supported here (set direct=0)") from None
+        raise
+
+
+def _engine_mod():
+    from tierd_daemon import engine as eng_mod
+    from tierd_daemon.engine import ops as ops_mod
+    from tierd_daemon.dio import aligned_buffer
+    return eng_mod, ops_mod, aligned_buffer
+
+
+def layout(job: Job, path: str, engine_kind: str = "auto") -> None:
+    """Make `path` at least job.size bytes, as fio lays out a job's file.
+
+    Read jobs need real data: a missing or short file is written in full
+    (1 MiB writes through our engine, O_DIRECT). Write-only jobs just get
+    the space allocated.
+    """
+    size = (job.size // job.bs) * job.bs
+    try:
+        have = os.stat(path).st_size
+    except FileNotFoundError:
+        have = -1
+    if have >= size:
+        return
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    if not job.does_read:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            os.posix_fallocate(fd, 0, size)
+        finally:
+            os.close(fd)
+        return
+    eng_mod, ops_mod, aligned_buffer = _engine_mod()
+    fd = _open(path, direct=True)
+    try:
+        os.ftruncate(fd, 0)
+        with eng_mod.open_engine(kind=engine_kind, queue_depth=LAYOUT_DEPTH) as eng:
+            eng.register_files([fd])
+            buf = aligned_buffer(LAYOUT_CHUNK * LAYOUT_DEPTH)
+            buf[:] = np.random.default_rng(1).integers(0, 256, buf.size, dtype=np.uint8)
+            eng.register_buffers([(buf.ctypes.data, buf.nbytes)])
+            ops = ops_mod.make_ops(LAYOUT_DEPTH)
+            ops["addr"] = buf.ctypes.data + np.arange(LAYOUT_DEPTH, dtype=np.uint64) * LAYOUT_CHUNK
+            ops["opcode"] = ops_mod.OP_WRITE
+            # round the file up to whole chunks: O_DIRECT wants aligned lengths
+            padded = -(-size // 4096) * 4096
+            off = 0
+            while off < padded:
+                n = 0
+                while n < LAYOUT_DEPTH and off < padded:
+                    ln = min(LAYOUT_CHUNK, padded - off)
+                    ops["offset"][n] = off
+                    ops["len"][n] = ln
+                    off += ln
+                    n += 1
+                eng.submit(ops[:n])
+                ops_mod.raise_for_results(ops[:n], f"laying out {path}")
+    finally:
+        os.close(fd)
+
+
+def run_thread(job: Job, idx: int, path: str, progress: Progress,
+               engine_kind: str = "auto") -> ThreadResult:
+    """One fio "job thread": iodepth-op batches of bs bytes on `path`."""
+    eng_mod, ops_mod, aligned_buffer = _engine_mod()
+    res = ThreadResult()
+    bs, depth = job.bs, job.iodepth
+    nblocks = max(1, job.size // bs)
+    fd = _open(path, job.direct)
+    try:
+        with eng_mod.open_engine(kind=engine_kind, queue_depth=depth) as eng:
+            res.engine_name = eng.name
+            eng.register_files([fd])
+            buf = aligned_buffer(depth * bs)
+            if job.does_write:  # incompressible payload, like fio's default buffers
+                buf[:] = np.random.default_rng(idx).integers(0, 256, buf.size, dtype=np.uint8)
+            eng.register_buffers([(buf.ctypes.data, buf.nbytes)])
+            ops = ops_mod.make_ops(depth)
+            ops["addr"] = buf.ctypes.data + np.arange(depth, dtype=np.uint64) * bs
+            ops["len"] = bs
+            ops["file_index"] = 0
+            blocks = Blocks(nblocks, job.is_random, seed=idx + 1)
+            dirs = Directions(job, seed=idx + 1)
+            clock = Clock(job)
+            measured = 0
+            offsets = ops["offset"]
+            opcodes = ops["opcode"]
+            results = ops["result"]
+            while True:
+                now = time.perf_counter_ns()
+                measuring = clock.measuring(now)
+                if clock.done(now, measured, progress.stop):
+                    break
+                n = depth
+                if measuring and not job.time_based:
+                    n = min(depth, (clock.budget - measured) // bs)
+                offsets[:n] = blocks.take(n) * bs
+                is_read = dirs.take(n)
+                opcodes[:n] = np.where(is_read, ops_mod.OP_READ, ops_mod.OP_WRITE)
+                batch = ops[:n]
+                t0 = time.perf_counter_ns()
+                eng.submit(batch)
+                dt = time.perf_counter_ns() - t0
+                if (results[:n] != bs).any():
+                    ops_mod.raise_for_results(batch, f"{job.name} on {path}")
+                if not measuring:
+                    continue
+                if is_read is True:
+                    nr = n
+                elif is_read is False:
+                    nr = 0
+                else:
+                    nr = int(np.count_nonzero(is_read))
+                res.read_lat.record(dt, nr)
+                res.write_lat.record(dt, n - nr)
+                res.read_bytes += nr * bs
+                res.write_bytes += (n - nr) * bs
+                measured += n * bs
+                progress.done[idx] = measured
+            res.runtime_ns = clock.runtime_ns(time.perf_counter_ns())
+    finally:
+        os.close(fd)
+    return res

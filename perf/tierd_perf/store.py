@@ -1,0 +1,140 @@
+"""ioengine=store: put/get of bs-sized objects through tierd's object store.
+
+The job's `filename` (or `directory`) is the store directory. Objects are
+named `perf.<bs>.<thread>.<i>` for i in 0..size/bs-1, so a read job finds
+the objects a preceding write job of the same bs put (as fio's read job
+finds the file a write job left) and lays out only what is missing.
+
+Each batch moves `iodepth` objects in one put_many/get_many call, so the
+store's engine has up to iodepth requests (more for objects larger than the
+store's max_io_bytes) in flight. As with ioengine=native every object of a
+batch is charged the batch's wall time ("clat (batch)"). A put is durable on
+return (data fdatasync + catalog commit per batch) in the default
+namespace; that cost is part of what is measured.
+"""
+from __future__ import annotations
+
+import inspect
+import threading
+import time
+
+import numpy as np
+
+from tierd_perf.common import Blocks, Clock, Directions, Progress, ThreadResult
+from tierd_perf.jobfile import Job
+
+NS = "default"
+
+
+def object_keys(job: Job, idx: int) -> list[bytes]:
+    return [f"perf.{job.bs}.{idx}.{i}".encode() for i in range(max(1, job.size // job.bs))]
+
+
+def capacity_for(jobs: list[Job]) -> int:
+    """Data space for a set of store jobs sharing one directory: every
+    thread's objects, twice over (an overwrite allocates before it frees),
+    plus slack for page rounding."""
+    need = max(sum(max(1, j.size // j.bs) * (-(-j.bs // 4096) * 4096) * j.numjobs for j in jobs), 1 << 20)
+    return 2 * need + (64 << 20)
+
+
+def open_store(path: str, capacity: int, queue_depth: int, engine_kind: str = "auto"):
+    from tierd_daemon.store import Store, StoreConfig
+    cfg = StoreConfig(capacity=capacity, engine=engine_kind, queue_depth=max(queue_depth, 1))
+    return Store.open(path, cfg)
+
+
+class _Slots:
+    """One page-aligned output buffer per in-flight object, reused."""
+
+    def __init__(self, depth: int, bs: int) -> None:
+        from tierd_daemon.dio import aligned_buffer
+        stride = -(-bs // 4096) * 4096
+        self.mem = aligned_buffer(depth * stride)
+        self.views = [self.mem[i * stride:i * stride + bs] for i in range(depth)]
+
+
+def _get_many_takes_out(store) -> str | None:
+    try:
+        params = inspect.signature(store.get_many).parameters
+    except (TypeError, ValueError):
+        return None
+    for name in ("out", "outs", "into"):
+        if name in params:
+            return name
+    return None
+
+
+def layout(store, job: Job, nthreads: int | None = None) -> None:
+    """Put every object a read job will get, unless it is there already."""
+    depth = max(job.iodepth, 1)
+    slots = _Slots(depth, job.bs)
+    slots.mem[:] = np.random.default_rng(7).integers(0, 256, slots.mem.size, dtype=np.uint8)
+    for idx in range(nthreads or job.numjobs):
+        keys = object_keys(job, idx)
+        missing = []
+        for k in keys:
+            if not (store.contains(NS, k) and store.stat(NS, k).size == job.bs):
+                missing.append(k)
+        for i in range(0, len(missing), depth):
+            chunk = missing[i:i + depth]
+            store.put_many(NS, list(zip(chunk, slots.views)))
+
+
+def run_thread(job: Job, idx: int, store, progress: Progress, lock: threading.Lock | None = None
+               ) -> ThreadResult:
+    res = ThreadResult(engine_name="store")
+    bs, depth = job.bs, job.iodepth
+    keys = object_keys(job, idx)
+    slots = _Slots(depth, bs)
+    if job.does_write:
+        slots.mem[:] = np.random.default_rng(idx).integers(0, 256, slots.mem.size, dtype=np.uint8)
+    out_kw = _get_many_takes_out(store)
+    blocks = Blocks(len(keys), job.is_random, seed=idx + 1)
+    dirs = Directions(job, seed=idx + 1)
+    clock = Clock(job)
+    measured = 0
+    views = slots.views
+    while True:
+        now = time.perf_counter_ns()
+        measuring = clock.measuring(now)
+        if clock.done(now, measured, progress.stop):
+            break
+        n = depth
+        if measuring and not job.time_based:
+            n = min(depth, (clock.budget - measured) // bs)
+        which = blocks.take(n)
+        is_read = dirs.take(n)
+        if is_read is True or is_read is False:
+            rd = [keys[b] for b in which] if is_read else []
+            wr = [] if is_read else [keys[b] for b in which]
+        else:
+            rd = [keys[b] for b, r in zip(which, is_read) if r]
+            wr = [keys[b] for b, r in zip(which, is_read) if not r]
+        t0 = time.perf_counter_ns()
+        if wr:
+            store.put_many(NS, list(zip(wr, views)))
+        if rd:
+            if out_kw:
+                store.get_many(NS, rd, **{out_kw: views[:len(rd)]})
+            elif len(rd) == 1:
+                store.get_into(NS, rd[0], views[0])
+            else:
+                # get_many is the store's one-engine-batch read; it has no
+                # out= parameter yet, so it allocates fresh arrays, which we
+                # drop. (iodepth=1 reuses one aligned buffer via get_into.)
+                arrs = store.get_many(NS, rd)
+                for a in arrs:
+                    if a is None or len(a) != bs:
+                        raise OSError(5, f"store get came back short/missing for a {bs}-byte object")
+        dt = time.perf_counter_ns() - t0
+        if not measuring:
+            continue
+        res.read_lat.record(dt, len(rd))
+        res.write_lat.record(dt, len(wr))
+        res.read_bytes += len(rd) * bs
+        res.write_bytes += len(wr) * bs
+        measured += n * bs
+        progress.done[idx] = measured
+    res.runtime_ns = clock.runtime_ns(time.perf_counter_ns())
+    return res
