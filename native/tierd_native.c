@@ -1,6 +1,7 @@
 /* tierd_native.c - see tierd_native.h for the contract of every call. */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <time.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -120,6 +121,13 @@ static int find_buf(const struct tierd_ring *r, uint64_t addr, uint64_t len)
     return -1;
 }
 
+static uint64_t now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
 /* Fill sqe for ops[i]; while an op runs, ops[i].result holds bytes done. */
 static void prep_op(struct tierd_ring *r, struct io_uring_sqe *sqe, struct tierd_op *op, unsigned i)
 {
@@ -170,6 +178,7 @@ int tierd_ring_submit_wait(struct tierd_ring *r, struct tierd_op *ops, unsigned 
                 i = next++;
                 struct tierd_op *op = &ops[i];
                 op->result = 0;
+                op->lat_ns = 0;
                 /* Settle ops that need no I/O without a trip to the kernel. */
                 if (op->file_index < 0 || (unsigned)op->file_index >= r->nfds) {
                     op->result = -EBADF;
@@ -185,6 +194,8 @@ int tierd_ring_submit_wait(struct tierd_ring *r, struct tierd_op *ops, unsigned 
             /* Cannot fail: we never queue more than the SQ holds. */
             struct io_uring_sqe *sqe = io_uring_get_sqe(&r->ring);
             prep_op(r, sqe, &ops[i], i);
+            if (ops[i].lat_ns == 0)          /* first issue: start the clock */
+                ops[i].lat_ns = now_ns();
             inflight++;
         }
         if (inflight == 0)
@@ -205,6 +216,7 @@ int tierd_ring_submit_wait(struct tierd_ring *r, struct tierd_op *ops, unsigned 
 
         struct io_uring_cqe *cqe;
         unsigned head, seen = 0;
+        uint64_t reaped_at = now_ns();
         io_uring_for_each_cqe(&r->ring, head, cqe) {
             seen++;
             inflight--;
@@ -224,10 +236,14 @@ int tierd_ring_submit_wait(struct tierd_ring *r, struct tierd_op *ops, unsigned 
                 op->result = res;
             } else if (op->opcode != TIERD_OP_FSYNC && res > 0) {
                 op->result += res;
-                if ((uint64_t)op->result < op->len)
+                if ((uint64_t)op->result < op->len) {
                     redo[nredo++] = i;   /* short transfer: do the rest */
+                    continue;
+                }
             }
             /* res == 0: FSYNC success, or read at EOF (result = bytes so far). */
+            if (nredo == 0 || redo[nredo - 1] != i)
+                op->lat_ns = reaped_at - op->lat_ns;
         }
         io_uring_cq_advance(&r->ring, seen);
     }

@@ -28,7 +28,7 @@
 #define TIERD_OP_WRITE 1
 #define TIERD_OP_FSYNC 2   /* fdatasync(file_index); addr/offset/len ignored */
 
-/* One I/O. Layout is exactly ops.OP_DTYPE (40 bytes, little endian).
+/* One I/O. Layout is exactly ops.OP_DTYPE (48 bytes, little endian).
  *  addr        buffer address (aligned as the file needs when it is O_DIRECT)
  *  offset      byte offset in the file
  *  len         bytes to move; 0 completes at once with result 0
@@ -37,7 +37,11 @@
  *  result      out: bytes moved (== len on success; < len only for a read
  *              that hit end of file, or a write the device ended early), or
  *              -errno. FSYNC: 0 or -errno. Bad file_index: -EBADF; unknown
- *              opcode: -EINVAL. */
+ *              opcode: -EINVAL.
+ *  lat_ns      out: nanoseconds from queuing the op to its final completion
+ *              (resubmissions included; CLOCK_MONOTONIC, read once per reap
+ *              pass); 0 for ops settled without I/O. Perf uses it for
+ *              completion-latency percentiles. */
 struct tierd_op {
     uint64_t addr;
     uint64_t offset;
@@ -46,6 +50,7 @@ struct tierd_op {
     uint8_t  opcode;
     uint8_t  _pad[7];
     int64_t  result;
+    uint64_t lat_ns;
 };
 
 /* Opaque ring: an io_uring plus the registered files and buffers. */
@@ -115,7 +120,7 @@ int tierd_probe_dio(const char *path, struct tierd_dio_info *out);
 /* TIERD_CDEF_END */
 
 #ifndef TIERD_CFFI_CDEF
-_Static_assert(sizeof(struct tierd_op) == 40, "struct tierd_op must match ops.OP_DTYPE");
+_Static_assert(sizeof(struct tierd_op) == 48, "struct tierd_op must match ops.OP_DTYPE");
 _Static_assert(sizeof(struct tierd_dio_info) == 24, "struct tierd_dio_info layout");
 #endif
 

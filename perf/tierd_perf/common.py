@@ -20,6 +20,9 @@ class ThreadResult:
     runtime_ns: int = 0
     engine_name: str = ""
     error: BaseException | None = None
+    # "op": each op's own completion latency (native engine); "batch": every
+    # object of a store batch is charged the batch's wall time.
+    lat_kind: str = "op"
 
 
 class Progress:

@@ -23,17 +23,17 @@ def _iops(v: float) -> str:
     return f"{v / 1000:.1f}k" if v >= 10000 else f"{v:.0f}"
 
 
-def _dir_text(label: str, d: dict) -> list[str]:
+def _dir_text(label: str, d: dict, lat_label: str = "clat") -> list[str]:
     c = d["clat_ns"]
     lines = [
         f"  {label}: IOPS={_iops(d['iops'])}, BW={_rate(d['bw_bytes'])} "
         f"({d['bw_bytes'] / 1e6:.0f}MB/s)({_size(d['io_bytes'])}/{d['runtime']}msec)",
-        f"    clat (batch) (usec): min={c['min'] / 1e3:.0f}, max={c['max'] / 1e3:.0f}, "
+        f"    {lat_label} (usec): min={c['min'] / 1e3:.0f}, max={c['max'] / 1e3:.0f}, "
         f"avg={c['mean'] / 1e3:.2f}, stdev={c['stddev'] / 1e3:.2f}",
     ]
     pct = c.get("percentile", {})
     if pct:
-        lines.append("    clat (batch) percentiles (usec):")
+        lines.append(f"    {lat_label} percentiles (usec):")
         cells = [f"{float(k):5.2f}th=[{v / 1e3:5.0f}]" for k, v in pct.items()]
         for i in range(0, len(cells), 4):
             lines.append("     | " + ", ".join(cells[i:i + 4]) + ("," if i + 4 < len(cells) else ""))
@@ -46,12 +46,14 @@ def job_text(run: JobRun, groupid: int = 0) -> str:
     head = (f"{j.name}: (groupid={groupid}, jobs={j.numjobs}): err= 0: ioengine={eng}, rw={j.rw}, "
             f"bs={_size(j.bs)}, iodepth={j.iodepth}, direct={int(j.direct)}")
     lines = [head]
+    lat_label = "clat (batch)" if run.lat_kind == "batch" else "clat"
     if run.read["io_bytes"]:
-        lines += _dir_text("read", run.read)
+        lines += _dir_text("read", run.read, lat_label)
     if run.write["io_bytes"]:
-        lines += _dir_text("write", run.write)
-    lines.append("  (clat (batch): ops are submitted iodepth at a time and each op is charged its "
-                 "batch's wall time)")
+        lines += _dir_text("write", run.write, lat_label)
+    if run.lat_kind == "batch":
+        lines.append("  (clat (batch): every object of a put_many/get_many batch is charged the "
+                     "batch's wall time)")
     return "\n".join(lines)
 
 
@@ -69,8 +71,9 @@ def comparison_text(comparisons: list[dict]) -> str:
         out.append(f"{c['jobname']:<18} {o['bw_bytes'] / (1 << 20):>10.1f} {f['bw_bytes'] / (1 << 20):>10.1f} "
                    f"{fmt(r['bw']):>8} {o['iops']:>10.0f} {f['iops']:>10.0f} {fmt(r['iops']):>10} "
                    f"{o['clat_p99_ns'] / 1e3:>8.0f} / {f['clat_p99_ns'] / 1e3:<8.0f}")
-    out.append("(ours: clat per batch; fio: per-op clat. Store puts are durable (fdatasync + catalog "
-               "commit); fio's writes are not synced.)")
+    out.append("(native: per-op clat from the engine; store: clat per batch. fio: per-op clat. "
+               "Store puts are durable (fdatasync + catalog commit per batch); fio's writes are "
+               "not synced.)")
     return "\n".join(out)
 
 

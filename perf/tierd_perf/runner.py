@@ -58,6 +58,7 @@ class JobRun:
         self.job = job
         self.threads = threads
         self.engine_name = threads[0].engine_name if threads else ""
+        self.lat_kind = threads[0].lat_kind if threads else "op"
         runtime = max((t.runtime_ns for t in threads), default=0)
         rlat = np.concatenate([t.read_lat.array() for t in threads]) if threads else np.zeros(0, np.int64)
         wlat = np.concatenate([t.write_lat.array() for t in threads]) if threads else np.zeros(0, np.int64)
@@ -83,7 +84,9 @@ class JobRun:
             "ioengine": self.job.ioengine,
             "engine": self.engine_name,
             "numjobs": self.job.numjobs,
-            "latency_note": "clat is per batch: every op of an iodepth batch is charged the batch's wall time",
+            "latency_note": ("clat is per batch: every object of a store batch is charged the "
+                             "batch's wall time") if self.lat_kind == "batch"
+                            else "clat is each op's queue-to-completion time, measured by the engine",
         }
 
     def primary(self) -> dict:

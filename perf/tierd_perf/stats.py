@@ -43,27 +43,31 @@ def lat_summary(lat_ns: np.ndarray, with_percentiles: bool = True) -> dict:
 
 
 class LatencyLog:
-    """Append-only per-op latencies, recorded a batch at a time.
+    """Append-only per-op latencies.
 
-    record(ns, n) says "n ops completed after ns": with batch-and-wait
-    engines every op of a batch is charged the batch's wall time.
+    record_each(lat) takes one latency per op (the engine measures each op's
+    queue-to-completion time); record(ns, n) says "n ops completed after ns"
+    for callers that can only time a whole batch (the store jobs).
     """
 
     def __init__(self) -> None:
-        self._ns: list[int] = []
-        self._n: list[int] = []
+        self._chunks: list[np.ndarray] = []
         self.ios = 0
 
     def record(self, ns: int, n: int) -> None:
         if n:
-            self._ns.append(ns)
-            self._n.append(n)
+            self._chunks.append(np.full(n, ns, dtype=np.int64))
             self.ios += n
 
+    def record_each(self, lat_ns: np.ndarray) -> None:
+        if lat_ns.size:
+            self._chunks.append(np.asarray(lat_ns, dtype=np.int64).copy())
+            self.ios += int(lat_ns.size)
+
     def array(self) -> np.ndarray:
-        if not self._ns:
+        if not self._chunks:
             return np.zeros(0, dtype=np.int64)
-        return np.repeat(np.asarray(self._ns, dtype=np.int64), np.asarray(self._n, dtype=np.int64))
+        return np.concatenate(self._chunks)
 
 
 def direction(io_bytes: int, lat_ns: np.ndarray, runtime_ns: int) -> dict:

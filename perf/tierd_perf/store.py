@@ -5,16 +5,15 @@ named `perf.<bs>.<thread>.<i>` for i in 0..size/bs-1, so a read job finds
 the objects a preceding write job of the same bs put (as fio's read job
 finds the file a write job left) and lays out only what is missing.
 
-Each batch moves `iodepth` objects in one put_many/get_many call, so the
-store's engine has up to iodepth requests (more for objects larger than the
-store's max_io_bytes) in flight. As with ioengine=native every object of a
-batch is charged the batch's wall time ("clat (batch)"). A put is durable on
-return (data fdatasync + catalog commit per batch) in the default
-namespace; that cost is part of what is measured.
+The store's ring has queue depth = iodepth, and each put_many/get_many call
+moves a batch of up to BATCH_BYTES of objects: the engine keeps iodepth
+requests in flight through the batch. Every object of a batch is charged the
+batch's wall time ("clat (batch)"): the store reports no per-object timing.
+A put batch is durable on return (data fdatasync + one catalog commit) in
+the default namespace; that cost is part of what is measured.
 """
 from __future__ import annotations
 
-import inspect
 import threading
 import time
 
@@ -24,6 +23,12 @@ from tierd_perf.common import Blocks, Clock, Directions, Progress, ThreadResult
 from tierd_perf.jobfile import Job
 
 NS = "default"
+BATCH_BYTES = 64 << 20   # objects per put_many/get_many (one durable commit per batch)
+BATCH_OBJECTS = 1024
+
+
+def batch_objects(bs: int, depth: int) -> int:
+    return max(depth, min(BATCH_OBJECTS, BATCH_BYTES // max(bs, 1)))
 
 
 def object_keys(job: Job, idx: int) -> list[bytes]:
@@ -45,7 +50,11 @@ def open_store(path: str, capacity: int, queue_depth: int, engine_kind: str = "a
 
 
 class _Slots:
-    """One page-aligned output buffer per in-flight object, reused."""
+    """One page-aligned buffer per object of a batch, reused batch after batch.
+
+    Reads need one buffer per object (each is verified against its own
+    checksum); writes may share content across objects.
+    """
 
     def __init__(self, depth: int, bs: int) -> None:
         from tierd_daemon.dio import aligned_buffer
@@ -54,20 +63,9 @@ class _Slots:
         self.views = [self.mem[i * stride:i * stride + bs] for i in range(depth)]
 
 
-def _get_many_takes_out(store) -> str | None:
-    try:
-        params = inspect.signature(store.get_many).parameters
-    except (TypeError, ValueError):
-        return None
-    for name in ("out", "outs", "into"):
-        if name in params:
-            return name
-    return None
-
-
 def layout(store, job: Job, nthreads: int | None = None) -> None:
     """Put every object a read job will get, unless it is there already."""
-    depth = max(job.iodepth, 1)
+    depth = batch_objects(job.bs, max(job.iodepth, 1))
     slots = _Slots(depth, job.bs)
     slots.mem[:] = np.random.default_rng(7).integers(0, 256, slots.mem.size, dtype=np.uint8)
     for idx in range(nthreads or job.numjobs):
@@ -83,13 +81,13 @@ def layout(store, job: Job, nthreads: int | None = None) -> None:
 
 def run_thread(job: Job, idx: int, store, progress: Progress, lock: threading.Lock | None = None
                ) -> ThreadResult:
-    res = ThreadResult(engine_name="store")
-    bs, depth = job.bs, job.iodepth
+    res = ThreadResult(engine_name="store", lat_kind="batch")
+    bs = job.bs
+    nb = batch_objects(bs, job.iodepth)
     keys = object_keys(job, idx)
-    slots = _Slots(depth, bs)
+    slots = _Slots(nb, bs)
     if job.does_write:
         slots.mem[:] = np.random.default_rng(idx).integers(0, 256, slots.mem.size, dtype=np.uint8)
-    out_kw = _get_many_takes_out(store)
     blocks = Blocks(len(keys), job.is_random, seed=idx + 1)
     dirs = Directions(job, seed=idx + 1)
     clock = Clock(job)
@@ -100,10 +98,12 @@ def run_thread(job: Job, idx: int, store, progress: Progress, lock: threading.Lo
         measuring = clock.measuring(now)
         if clock.done(now, measured, progress.stop):
             break
-        n = depth
+        n = nb
         if measuring and not job.time_based:
-            n = min(depth, (clock.budget - measured) // bs)
-        which = blocks.take(n)
+            n = min(nb, (clock.budget - measured) // bs)
+        # A batch names each object once (a batch cannot put one key twice).
+        which = list(dict.fromkeys(blocks.take(n).tolist()))
+        n = len(which)
         is_read = dirs.take(n)
         if is_read is True or is_read is False:
             rd = [keys[b] for b in which] if is_read else []
@@ -115,18 +115,9 @@ def run_thread(job: Job, idx: int, store, progress: Progress, lock: threading.Lo
         if wr:
             store.put_many(NS, list(zip(wr, views)))
         if rd:
-            if out_kw:
-                store.get_many(NS, rd, **{out_kw: views[:len(rd)]})
-            elif len(rd) == 1:
-                store.get_into(NS, rd[0], views[0])
-            else:
-                # get_many is the store's one-engine-batch read; it has no
-                # out= parameter yet, so it allocates fresh arrays, which we
-                # drop. (iodepth=1 reuses one aligned buffer via get_into.)
-                arrs = store.get_many(NS, rd)
-                for a in arrs:
-                    if a is None or len(a) != bs:
-                        raise OSError(5, f"store get came back short/missing for a {bs}-byte object")
+            sizes = store.get_many(NS, rd, out=views[:len(rd)])
+            if any(sz != bs for sz in sizes):
+                raise OSError(5, f"store get returned a short object (expected {bs} bytes)")
         dt = time.perf_counter_ns() - t0
         if not measuring:
             continue

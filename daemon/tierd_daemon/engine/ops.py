@@ -4,7 +4,8 @@ A batch is a numpy structured array of OP_DTYPE. Its memory layout is exactly
 `struct tierd_op` in native/tierd_native.h, so the io_uring engine hands the
 array to C without a copy. Callers fill addr/offset/len/file_index/opcode;
 the engine fills `result` with the bytes transferred (== len on success) or a
-negative errno. A short read at end of file leaves result < len.
+negative errno, and `lat_ns` with the op's completion latency. A short read
+at end of file leaves result < len.
 """
 from __future__ import annotations
 
@@ -26,9 +27,10 @@ OP_DTYPE = np.dtype(
         ("opcode", "u1"),       # OP_READ / OP_WRITE / OP_FSYNC
         ("_pad", "u1", (7,)),
         ("result", "<i8"),      # out: bytes done, or -errno
+        ("lat_ns", "<u8"),      # out: queue-to-completion time of the op
     ]
 )
-assert OP_DTYPE.itemsize == 40
+assert OP_DTYPE.itemsize == 48
 
 # One op never moves more than this; larger transfers are split by callers so
 # that a batch spreads over the queue depth (and len fits in u32).

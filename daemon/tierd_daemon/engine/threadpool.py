@@ -107,13 +107,19 @@ class ThreadPoolEngine(Engine):
             fidx = fi.tolist()
             codes = ops["opcode"].tolist()
             results = [0] * n
+            lats = [0] * n
             counter = itertools.count()  # next() is atomic under the GIL
+            clock = time.monotonic_ns
 
             def worker() -> None:
                 for i in counter:
                     if i >= n:
                         return
+                    if lens[i] == 0 and codes[i] != OP_FSYNC:
+                        continue  # settled without I/O, as in the io_uring engine
+                    t0 = clock()
                     results[i] = _run_op(fds[fidx[i]], codes[i], addrs[i], offs[i], lens[i])
+                    lats[i] = clock() - t0
 
             # A few long-lived tasks pulling indices instead of one future per
             # op: keeps queue_depth ops in flight with little overhead.
@@ -121,6 +127,7 @@ class ThreadPoolEngine(Engine):
             for f in futs:
                 f.result()
             ops["result"] = results
+            ops["lat_ns"] = lats
 
     def close(self) -> None:
         with self._lock:

@@ -336,7 +336,8 @@ class Store:
                 off += n
         assert off >= nbytes
 
-    def _run(self, jobs, opcode: int, nbytes_of, what: str) -> None:
+    def _run(self, jobs: list[tuple[np.ndarray, Sequence[Extent], int]], opcode: int,
+             what: str) -> None:
         """Drive segments of (buffer, extents) jobs through the engine.
 
         A segment goes straight to/from the job's buffer when that is
@@ -346,21 +347,22 @@ class Store:
         """
         chunk_bytes = self._staging.chunk_bytes
         segs = []  # (buf, buf_off, file, file_off, length, direct)
-        for buf, extents in jobs:
-            nbytes = nbytes_of(buf)
+        for buf, extents, nbytes in jobs:
+            assert nbytes <= buf.nbytes
             base = int(buf.ctypes.data) if buf.nbytes else 0
             for off, f, foff, n in self._segments(buf, extents, nbytes):
                 if base and (base + off) % self.page == 0 and off + n <= buf.nbytes:
-                    segs.append((buf, off, f, foff, n, True))
+                    segs.append((buf, off, f, foff, n, nbytes, True))
                 else:
                     for s in range(0, n, chunk_bytes):
-                        segs.append((buf, off + s, f, foff + s, min(chunk_bytes, n - s), False))
+                        segs.append((buf, off + s, f, foff + s, min(chunk_bytes, n - s), nbytes,
+                                     False))
         limit = self._staging.nchunks
         i = 0
         while i < len(segs):
             batch, staged = [], 0
-            while i < len(segs) and (segs[i][5] or staged < limit):
-                staged += not segs[i][5]
+            while i < len(segs) and (segs[i][6] or staged < limit):
+                staged += not segs[i][6]
                 batch.append(segs[i])
                 i += 1
             chunks = self._staging.acquire(staged) if staged else []
@@ -368,20 +370,20 @@ class Store:
                 ops = make_ops(len(batch))
                 ci = 0
                 copy_back = []
-                for j, (buf, off, f, foff, n, direct) in enumerate(batch):
+                for j, (buf, off, f, foff, n, nbytes, direct) in enumerate(batch):
                     if direct:
                         addr = int(buf.ctypes.data) + off
                     else:
                         chunk = self._staging.chunk(chunks[ci])
                         ci += 1
-                        m = max(0, min(n, nbytes_of(buf) - off))
+                        m = max(0, min(n, nbytes - off))
                         if opcode == OP_WRITE:
                             chunk[:m] = buf[off:off + m]
                             chunk[m:n] = 0  # deterministic padding, never stale memory
                         else:
                             copy_back.append((buf, off, chunk, m))
                         addr = int(chunk.ctypes.data)
-                    ops[j] = (addr, foff, n, f, opcode, 0, 0)
+                    ops[j] = (addr, foff, n, f, opcode, 0, 0, 0)
                 self._engine.submit(ops)
                 raise_for_results(ops, what)
                 for buf, off, chunk, m in copy_back:
@@ -391,13 +393,13 @@ class Store:
                     self._staging.release(chunks)
 
     def _write(self, jobs: list[tuple[np.ndarray, list[Extent]]]) -> set[int]:
-        self._run(jobs, OP_WRITE, lambda b: b.nbytes, "write")
+        self._run([(b, ex, b.nbytes) for b, ex in jobs], OP_WRITE, "write")
         return {e.file for _, ex in jobs for e in ex}
 
     def _sync(self, files: set[int]) -> None:
         ops = make_ops(len(files))
         for j, f in enumerate(sorted(files)):
-            ops[j] = (0, 0, 0, f, OP_FSYNC, 0, 0)
+            ops[j] = (0, 0, 0, f, OP_FSYNC, 0, 0, 0)
         self._engine.submit(ops)
         raise_for_results(ops, "fdatasync")
 
@@ -438,21 +440,54 @@ class Store:
         """The object's bytes as a read-only uint8 array (verified)."""
         return self.get_many(ns, [key])[0]
 
-    def get_many(self, ns: str, keys: Sequence[bytes | str]) -> list[np.ndarray]:
-        """Several objects in one engine batch; NotFound names missing keys."""
+    def get_many(self, ns: str, keys: Sequence[bytes | str], out: Sequence | None = None):
+        """Several objects in one engine batch, verified; NotFound names missing keys.
+
+        Without `out`: a list of read-only uint8 arrays (fresh page-aligned
+        memory). With `out` (one writable buffer per key, reused by the
+        caller): the objects land in those buffers and the sizes are
+        returned. Reads go straight into a buffer that is page-aligned and
+        holds the object's whole last page; others are staged.
+        """
         self._check_open()
         policy = self._ns(ns)
+        if out is not None:
+            if len(out) != len(keys):
+                raise InvalidArgument(f"out has {len(out)} buffers for {len(keys)} keys")
+            dsts = [_as_bytes_array(o) for o in out]
+            if not all(d.flags.writeable for d in dsts):
+                raise InvalidArgument("out must be writable buffers")
         pinned = self._lookup_and_pin(ns, keys)
         try:
-            bufs = [_buffer(rec.npages * self.page) for _, rec in pinned]
-            self._run([(b, rec.extents) for b, (_, rec) in zip(bufs, pinned)], OP_READ,
-                      lambda b: b.nbytes, "read")
-            out = []
-            for buf, (ckey, rec) in zip(bufs, pinned):
-                arr = self._decode_verify(ns, policy, ckey, rec, buf[:rec.stored_size])
-                arr.flags.writeable = False
-                out.append(arr)
-            return out
+            if out is None:
+                # Raw objects are read straight into fresh aligned memory;
+                # compressed ones decode into a fresh array of their own.
+                dsts = [_buffer(rec.npages * self.page) if rec.encoding == ENC_RAW else None
+                        for _, rec in pinned]
+            jobs, post = [], []
+            for dst, (ckey, rec) in zip(dsts, pinned):
+                if dst is not None and dst.nbytes < rec.logical_size:
+                    raise InvalidArgument(f"out buffer of {dst.nbytes} bytes is too small for "
+                                          f"{decode_key(ckey)[1]!r} ({rec.logical_size} bytes)")
+                if rec.encoding == ENC_RAW:
+                    jobs.append((dst, rec.extents, rec.stored_size))
+                    post.append((dst, dst))
+                else:  # compressed: read the frame aside, decode into dst
+                    tmp = _buffer(rec.npages * self.page)
+                    jobs.append((tmp, rec.extents, rec.stored_size))
+                    post.append((tmp, dst))
+            self._run(jobs, OP_READ, "read")
+            results = []
+            for (src, dst), (ckey, rec) in zip(post, pinned):
+                arr = self._decode_verify(ns, policy, ckey, rec, src[:rec.stored_size])
+                if out is None:
+                    arr.flags.writeable = False
+                    results.append(arr)
+                else:
+                    if arr is not src[:rec.stored_size] and rec.encoding != ENC_RAW:
+                        dst[:rec.logical_size] = arr
+                    results.append(rec.logical_size)
+            return results
         finally:
             self._unpin(rec for _, rec in pinned)
 
@@ -462,28 +497,15 @@ class Store:
         Zero-copy when `out` is page-aligned and holds the object's whole
         pages (aligned_buffer gives such memory); staged otherwise.
         """
-        self._check_open()
-        policy = self._ns(ns)
-        dst = _as_bytes_array(out)
-        if not dst.flags.writeable:
+        if isinstance(out, (bytes,)) or (isinstance(out, np.ndarray) and not out.flags.writeable):
             raise InvalidArgument("out must be a writable buffer")
-        [(ckey, rec)] = self._lookup_and_pin(ns, [key])
         try:
-            if dst.nbytes < rec.logical_size:
-                raise InvalidArgument(f"out holds {dst.nbytes} bytes, the object has "
-                                      f"{rec.logical_size}")
-            if rec.encoding == ENC_RAW:
-                stored = rec.stored_size
-                self._run([(dst, rec.extents)], OP_READ, lambda b: stored, "read")
-                self._decode_verify(ns, policy, ckey, rec, dst[:stored])
-            else:
-                tmp = _buffer(rec.npages * self.page)
-                self._run([(tmp, rec.extents)], OP_READ, lambda b: b.nbytes, "read")
-                arr = self._decode_verify(ns, policy, ckey, rec, tmp[:rec.stored_size])
-                dst[:rec.logical_size] = arr
-            return rec.logical_size
-        finally:
-            self._unpin([rec])
+            return self.get_many(ns, [key], out=[out])[0]
+        except InvalidArgument as e:
+            if "too small" in str(e):
+                raise InvalidArgument(f"out holds {_as_bytes_array(out).nbytes} bytes, the object "
+                                      f"has {self.stat(ns, key).size}") from None
+            raise
 
     def _decode_verify(self, ns, policy, ckey: bytes, rec: Record, stored: np.ndarray) -> np.ndarray:
         try:

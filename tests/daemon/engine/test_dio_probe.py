@@ -55,7 +55,7 @@ def test_info_is_frozen(tmp_path):
         info.mem_align = 1
 
 
-@pytest.mark.parametrize("nbytes,align", [(0, 4096), (1, 4096), (4096 * 3 + 5, 512), (100, 1 << 16)])
+@pytest.mark.parametrize("nbytes,align", [(0, 4096), (1, 4096), (4096 * 3 + 5, 512), (100, 1 << 16), (3 << 20, 4096)])
 def test_aligned_buffer(nbytes, align):
     buf = aligned_buffer(nbytes, align)
     assert buf.nbytes == nbytes and buf.dtype.name == "uint8"
