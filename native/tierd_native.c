@@ -27,6 +27,7 @@ struct tierd_ring {
     int files_fixed;         /* 1: sqe->fd is file_index with IOSQE_FIXED_FILE */
     struct iovec *bufs;      /* registered buffers (only when registration won) */
     unsigned nbufs;
+    unsigned submit_batch;   /* most SQEs queued before they go to the kernel */
 };
 
 int tierd_ring_open(unsigned queue_depth, unsigned flags, struct tierd_ring **out)
@@ -51,8 +52,14 @@ int tierd_ring_open(unsigned queue_depth, unsigned flags, struct tierd_ring **ou
     /* The CQ is 2x the SQ, so never having more than sq_entries in flight
      * means completions can never overflow. */
     r->depth = r->ring.sq.ring_entries;
+    r->submit_batch = 1;
     *out = r;
     return 0;
+}
+
+void tierd_ring_set_submit_batch(struct tierd_ring *r, unsigned n)
+{
+    r->submit_batch = n == 0 ? 1 : n;
 }
 
 void tierd_ring_close(struct tierd_ring *r)
@@ -166,7 +173,7 @@ int tierd_ring_submit_wait(struct tierd_ring *r, struct tierd_op *ops, unsigned 
     if (!redo)
         return -ENOMEM;
     uint16_t *retries = NULL;   /* allocated on the first retry: rare */
-    unsigned nredo = 0, next = 0, inflight = 0, busy = 0;
+    unsigned nredo = 0, next = 0, inflight = 0, busy = 0, queued = 0;
     int ret = 0;
 
     for (;;) {
@@ -197,7 +204,17 @@ int tierd_ring_submit_wait(struct tierd_ring *r, struct tierd_op *ops, unsigned 
             if (ops[i].lat_ns == 0)          /* first issue: start the clock */
                 ops[i].lat_ns = now_ns();
             inflight++;
+            /* Hand ops to the kernel as they are prepared (submit_batch 1,
+             * fio's default): a device that completes a whole batch at once
+             * otherwise gets its queue refilled in lockstep and idles between
+             * convoys. An error here leaves the SQEs queued for the
+             * submit_and_wait below, which reports it. */
+            if (++queued >= r->submit_batch) {
+                io_uring_submit(&r->ring);
+                queued = 0;
+            }
         }
+        queued = 0;
         if (inflight == 0)
             break;
 

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import tempfile
 import sys
 
 from tierd_perf import __version__
@@ -61,6 +63,9 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--engine", choices=("auto", "io_uring", "threadpool"), default="auto",
                    help="which tierd engine backs ioengine=native/store (default auto)")
     r.add_argument("--no-progress", action="store_true", help="no progress line on stderr")
+    r.add_argument("--record", metavar="FILE",
+                   help="append the comparison (date, machine, command, ratios) to FILE, "
+                        "e.g. perf/RESULTS.md; needs --compare-fio")
 
     pp = sub.add_parser("parse", help="print the jobs a job file defines (after [global] and overrides)",
                         description="Parse and validate job files; print the resulting jobs.")
@@ -105,11 +110,16 @@ def _cmd_run(args) -> int:
     jobs = load(args.jobfiles, args.section, _overrides(args))
     if args.repeat < 1:
         return _err("--repeat must be >= 1")
+    if args.record and not args.compare_fio:
+        return _err("--record writes ratios against fio: add --compare-fio")
     if args.compare_fio:
         from tierd_perf import fio
         fio.fio_binary()  # fail before any work if fio is missing
     show = False if args.no_progress else None
     ws = Workspace(jobs)
+    where = next((j.options.get("filename") or j.options.get("directory") for j in jobs
+                  if j.options.get("filename") or j.options.get("directory")), None)
+    data_dir = os.path.dirname(os.path.abspath(where)) if where else tempfile.gettempdir()
     runs, comparisons = [], []
     try:
         for job in jobs:
@@ -131,6 +141,9 @@ def _cmd_run(args) -> int:
             f.write(out)
     else:
         sys.stdout.write(out)
+    if args.record:
+        from tierd_perf import record
+        record.append(args.record, args.argv, comparisons, data_dir)
     return 0
 
 
@@ -147,6 +160,7 @@ def main(argv: list[str] | None = None) -> int:
 
     parser = _parser()
     args = parser.parse_args(argv)
+    args.argv = list(sys.argv[1:] if argv is None else argv)
     if not args.command:
         parser.print_help()
         return 2

@@ -79,6 +79,12 @@ def compare_job(job: Job, ws: Workspace, repeat: int, engine_kind: str = "auto",
     def ratio(k: str) -> float | None:
         return round(med["ours"][k] / med["fio"][k], 4) if med["fio"][k] else None
 
+    def pair_ratio(k: str) -> float | None:
+        # Each pair ran back to back, so its ratio is the least disturbed by
+        # the disk's drift over the whole run.
+        rs = [p["ours"][k] / p["fio"][k] for p in pairs if p["fio"][k]]
+        return round(statistics.median(rs), 4) if rs else None
+
     cmp = {
         "jobname": job.name,
         "ioengine": job.ioengine,
@@ -89,5 +95,6 @@ def compare_job(job: Job, ws: Workspace, repeat: int, engine_kind: str = "auto",
         "median": med,
         "ratio": {"bw": ratio("bw_bytes"), "iops": ratio("iops"),
                   "clat_p99": ratio("clat_p99_ns")},
+        "pair_ratio_median": {"bw": pair_ratio("bw_bytes"), "iops": pair_ratio("iops")},
     }
     return runs, cmp

@@ -35,6 +35,7 @@ def fio_args(job: Job, *, filename: str | None = None, directory: str | None = N
         f"--rw={job.rw}",
         f"--bs={job.bs}",
         f"--iodepth={job.iodepth}",
+        f"--iodepth_batch_submit={job.iodepth_batch_submit}",
         f"--size={job.size}",
         f"--numjobs={job.numjobs}",
         "--group_reporting",

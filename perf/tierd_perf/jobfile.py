@@ -27,6 +27,8 @@ OPTIONS: dict[str, str] = {
     "bs": "size",
     "blocksize": "size",
     "iodepth": "int",
+    "iodepth_batch_submit": "int",
+    "iodepth_batch": "int",
     "size": "size",
     "runtime": "time",
     "timeout": "time",
@@ -46,8 +48,12 @@ OPTIONS: dict[str, str] = {
     "wait_for_previous": "bool",
     "thread": "bool",
     "randrepeat": "bool",
+    # tierd-perf only (not passed to fio): back our I/O buffers with
+    # transparent huge pages (default 1, as the daemon does) or plain pages.
+    "hugepages": "bool",
 }
-ALIASES = {"readwrite": "rw", "blocksize": "bs", "timeout": "runtime"}
+ALIASES = {"readwrite": "rw", "blocksize": "bs", "timeout": "runtime",
+           "iodepth_batch": "iodepth_batch_submit"}
 
 
 class JobFileError(ValueError):
@@ -120,6 +126,8 @@ class Job:
     rw: str = "read"
     bs: int = 4096
     iodepth: int = 1
+    iodepth_batch_submit: int = 1     # SQEs per io_uring_enter, as fio's
+    hugepages: bool = True            # tierd-perf only: THP-backed buffers
     size: int = 0
     runtime: float | None = None      # seconds
     time_based: bool = False
@@ -197,6 +205,8 @@ def _validate(job: Job, where: str) -> None:
         raise JobFileError(f"{where}: bs must be > 0")
     if job.iodepth < 1:
         raise JobFileError(f"{where}: iodepth must be >= 1")
+    if job.iodepth_batch_submit < 1:
+        raise JobFileError(f"{where}: iodepth_batch_submit must be >= 1")
     if job.numjobs < 1:
         raise JobFileError(f"{where}: numjobs must be >= 1")
     if job.size <= 0:

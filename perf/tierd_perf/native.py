@@ -104,13 +104,14 @@ def run_thread(job: Job, idx: int, path: str, progress: Progress,
     nblocks = max(1, job.size // bs)
     fd = _open(path, job.direct)
     try:
-        with eng_mod.open_engine(kind=engine_kind, queue_depth=depth) as eng:
+        with eng_mod.open_engine(kind=engine_kind, queue_depth=depth,
+                                 submit_batch=job.iodepth_batch_submit) as eng:
             res.engine_name = eng.name
             eng.register_files([fd])
             # One buffer per in-flight slot; op i uses slot i % depth. Two ops
             # sharing a slot may overlap in time (completions come out of
             # order): harmless, the bytes are never looked at.
-            buf = aligned_buffer(depth * bs)
+            buf = aligned_buffer(depth * bs, hugepages=job.hugepages)
             if job.does_write:  # incompressible payload, like fio's default buffers
                 buf[:] = np.random.default_rng(idx).integers(0, 256, buf.size, dtype=np.uint8)
             eng.register_buffers([(buf.ctypes.data, buf.nbytes)])

@@ -56,17 +56,17 @@ class _Slots:
     checksum); writes may share content across objects.
     """
 
-    def __init__(self, depth: int, bs: int) -> None:
+    def __init__(self, depth: int, bs: int, hugepages: bool = True) -> None:
         from tierd_daemon.dio import aligned_buffer
         stride = -(-bs // 4096) * 4096
-        self.mem = aligned_buffer(depth * stride)
+        self.mem = aligned_buffer(depth * stride, hugepages=hugepages)
         self.views = [self.mem[i * stride:i * stride + bs] for i in range(depth)]
 
 
 def layout(store, job: Job, nthreads: int | None = None) -> None:
     """Put every object a read job will get, unless it is there already."""
     depth = batch_objects(job.bs, max(job.iodepth, 1))
-    slots = _Slots(depth, job.bs)
+    slots = _Slots(depth, job.bs, job.hugepages)
     slots.mem[:] = np.random.default_rng(7).integers(0, 256, slots.mem.size, dtype=np.uint8)
     for idx in range(nthreads or job.numjobs):
         keys = object_keys(job, idx)
@@ -85,7 +85,7 @@ def run_thread(job: Job, idx: int, store, progress: Progress, lock: threading.Lo
     bs = job.bs
     nb = batch_objects(bs, job.iodepth)
     keys = object_keys(job, idx)
-    slots = _Slots(nb, bs)
+    slots = _Slots(nb, bs, job.hugepages)
     if job.does_write:
         slots.mem[:] = np.random.default_rng(idx).integers(0, 256, slots.mem.size, dtype=np.uint8)
     blocks = Blocks(len(keys), job.is_random, seed=idx + 1)

@@ -120,3 +120,16 @@ def test_shipped_job_files_parse():
                                        "store-put-1m", "store-get-1m"]
     for f in files:
         assert load([f])
+
+
+def test_submit_batch_and_hugepages_options(tmp_path):
+    from tierd_perf.fio import fio_args
+    from tierd_perf.jobfile import load
+    p = tmp_path / "j.fio"
+    p.write_text("[a]\nrw=read\nsize=1m\niodepth_batch=8\nhugepages=0\n[b]\nrw=read\nsize=1m\n")
+    a, b = load([str(p)], None, {})
+    assert (a.iodepth_batch_submit, a.hugepages) == (8, False)
+    assert (b.iodepth_batch_submit, b.hugepages) == (1, True)
+    args = fio_args(a, filename="/x")
+    assert "--iodepth_batch_submit=8" in args
+    assert not any("huge" in x for x in args), "hugepages is ours only; fio has no such option"

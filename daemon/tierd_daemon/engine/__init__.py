@@ -45,9 +45,13 @@ def _unavailable_hint(err: int) -> str:
     return f"{name}: {os.strerror(err)}"
 
 
-def open_engine(kind: str = "auto", queue_depth: int = 64) -> Engine:
+def open_engine(kind: str = "auto", queue_depth: int = 64, submit_batch: int = 1) -> Engine:
     """Open an engine: "io_uring", "threadpool", or "auto" (io_uring, falling
-    back to threadpool with one warning only when io_uring is unavailable)."""
+    back to threadpool with one warning only when io_uring is unavailable).
+
+    submit_batch (io_uring only): SQEs per io_uring_enter while refilling the
+    queue, like fio's iodepth_batch_submit; 1 keeps submissions staggered.
+    """
     if kind not in ENGINE_KINDS:
         raise ValueError(f"unknown engine kind {kind!r}; expected one of {', '.join(ENGINE_KINDS)}")
     if kind == "threadpool":
@@ -60,7 +64,7 @@ def open_engine(kind: str = "auto", queue_depth: int = 64) -> Engine:
         log.warning("io_uring unavailable (native module not importable: %s); using the threadpool engine", e)
         return ThreadPoolEngine(queue_depth)
     try:
-        return UringEngine(queue_depth)
+        return UringEngine(queue_depth, submit_batch=submit_batch)
     except OSError as e:
         if kind == "io_uring" or e.errno not in _UNAVAILABLE:
             raise

@@ -36,13 +36,17 @@ def _memlock_note() -> str:
 class UringEngine(Engine):
     name = "io_uring"
 
-    def __init__(self, queue_depth: int = 64, flags: int = 0):
+    def __init__(self, queue_depth: int = 64, flags: int = 0, submit_batch: int = 1):
         assert 1 <= queue_depth <= 4096, queue_depth
+        assert submit_batch >= 1, submit_batch
         out = ffi.new("struct tierd_ring **")
         rc = lib.tierd_ring_open(queue_depth, flags, out)
         if rc < 0:
             raise OSError(-rc, f"io_uring ring open failed: {os.strerror(-rc)}")
         self._ring = out[0]
+        # See tierd_ring_set_submit_batch in native/tierd_native.h.
+        lib.tierd_ring_set_submit_batch(self._ring, submit_batch)
+        self.submit_batch = submit_batch
         self.queue_depth = queue_depth
         self.fixed_buffers = False
         #: True when the kernel took the files as fixed files
