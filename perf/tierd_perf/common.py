@@ -109,6 +109,18 @@ class Clock:
             return True
         return not self.job.time_based and measured_bytes >= self.budget
 
+    def next_batch(self, measured: int, limit: int, stop: threading.Event
+                   ) -> tuple[bool, int] | None:
+        """(measuring, ops in the next batch of at most `limit`), or None when done."""
+        now = time.perf_counter_ns()
+        measuring = self.measuring(now)
+        if self.done(now, measured, stop):
+            return None
+        n = limit
+        if measuring and not self.job.time_based:
+            n = min(limit, (self.budget - measured) // self.job.bs)
+        return measuring, n
+
     @property
     def budget(self) -> int:
         return (self.job.size // self.job.bs) * self.job.bs

@@ -36,6 +36,10 @@ def fio_args(job: Job, *, filename: str | None = None, directory: str | None = N
         f"--bs={job.bs}",
         f"--iodepth={job.iodepth}",
         f"--iodepth_batch_submit={job.iodepth_batch_submit}",
+        # Our engine registers its buffers and files with the ring; give fio
+        # the same so the comparison is of the engines, not of their setup.
+        "--fixedbufs",
+        "--registerfiles",
         f"--size={job.size}",
         f"--numjobs={job.numjobs}",
         "--group_reporting",

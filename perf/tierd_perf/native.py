@@ -128,14 +128,9 @@ def run_thread(job: Job, idx: int, path: str, progress: Progress,
             opcodes = ops["opcode"]
             results = ops["result"]
             lats = ops["lat_ns"]
-            while True:
+            while (step := clock.next_batch(measured, nb, progress.stop)) is not None:
+                measuring, n = step
                 now = time.perf_counter_ns()
-                measuring = clock.measuring(now)
-                if clock.done(now, measured, progress.stop):
-                    break
-                n = nb
-                if measuring and not job.time_based:
-                    n = min(nb, (clock.budget - measured) // bs)
                 if clock.end is not None:
                     # Don't overshoot runtime by more than ~1/8 s of I/O.
                     n = max(depth, min(n, int(_recent_rate(res, clock, now) / 8) // bs or n))

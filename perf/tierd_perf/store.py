@@ -93,14 +93,8 @@ def run_thread(job: Job, idx: int, store, progress: Progress, lock: threading.Lo
     clock = Clock(job)
     measured = 0
     views = slots.views
-    while True:
-        now = time.perf_counter_ns()
-        measuring = clock.measuring(now)
-        if clock.done(now, measured, progress.stop):
-            break
-        n = nb
-        if measuring and not job.time_based:
-            n = min(nb, (clock.budget - measured) // bs)
+    while (step := clock.next_batch(measured, nb, progress.stop)) is not None:
+        measuring, n = step
         # A batch names each object once (a batch cannot put one key twice).
         which = list(dict.fromkeys(blocks.take(n).tolist()))
         n = len(which)

@@ -116,8 +116,11 @@ def test_shipped_job_files_parse():
     assert {"seq-read-1m.fio", "seq-write-1m.fio", "randread-4k.fio", "store-put-get-1m.fio",
             "issue2-bench.fio"} <= names
     bench = load([os.path.join(root, "issue2-bench.fio")])
-    assert [j.name for j in bench] == ["seq-write-1m", "seq-read-1m", "randread-4k",
-                                       "store-put-1m", "store-get-1m"]
+    assert [j.name for j in bench] == [
+        "seq-write-1m", "seq-read-1m", "seq-write-1m-plainpages", "seq-read-1m-plainpages",
+        "randread-4k", "store-put-1m", "store-get-1m", "store-put-1m-plainpages",
+        "store-get-1m-plainpages"]
+    assert [j.hugepages for j in bench].count(False) == 4
     for f in files:
         assert load([f])
 
