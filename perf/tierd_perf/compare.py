@@ -54,6 +54,11 @@ def compare_job(job: Job, ws: Workspace, repeat: int, engine_kind: str = "auto",
                 show_progress: bool | None = None) -> tuple[list[JobRun], dict]:
     fio_mod.fio_binary()
     where = fio_target(job, ws)
+    if job.ioengine == "store" and job.does_write:
+        # A store put batch is durable on return (fdatasync + catalog
+        # commit): fio syncs as often, once per batch of writes.
+        from tierd_perf.store import batch_objects
+        where = dict(where, fdatasync=batch_objects(job.bs, job.iodepth))
     runs: list[JobRun] = []
     pairs = []
     # a generous timeout: layout of `size` plus the runtime, at a slow 20 MiB/s

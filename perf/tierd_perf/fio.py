@@ -26,7 +26,7 @@ def _ms(seconds: float) -> str:
 
 
 def fio_args(job: Job, *, filename: str | None = None, directory: str | None = None,
-             filename_format: str | None = None) -> list[str]:
+             filename_format: str | None = None, fdatasync: int = 0) -> list[str]:
     """fio's command line mirroring `job` on the given file (or directory)."""
     args = [
         f"--name={job.name}",
@@ -53,6 +53,9 @@ def fio_args(job: Job, *, filename: str | None = None, directory: str | None = N
         args.append("--time_based")
     if job.ramp_time:
         args.append(f"--ramp_time={_ms(job.ramp_time)}")
+    if fdatasync:
+        # Same durability as the store: one fdatasync per `fdatasync` writes.
+        args.append(f"--fdatasync={fdatasync}")
     if filename:
         args.append(f"--filename={filename}")
     if directory:

@@ -72,8 +72,8 @@ def comparison_text(comparisons: list[dict]) -> str:
                    f"{fmt(r['bw']):>8} {o['iops']:>10.0f} {f['iops']:>10.0f} {fmt(r['iops']):>10} "
                    f"{o['clat_p99_ns'] / 1e3:>8.0f} / {f['clat_p99_ns'] / 1e3:<8.0f}")
     out.append("(native: per-op clat from the engine; store: clat per batch. fio: per-op clat. "
-               "Store puts are durable (fdatasync + catalog commit per batch); fio's writes are "
-               "not synced.)")
+               "Store puts are durable (fdatasync + catalog commit per batch); for store write "
+               "jobs fio runs with --fdatasync=<objects per batch>, the same durability.)")
     return "\n".join(out)
 
 

@@ -86,6 +86,9 @@ def run_thread(job: Job, idx: int, store, progress: Progress, lock: threading.Lo
     nb = batch_objects(bs, job.iodepth)
     keys = object_keys(job, idx)
     slots = _Slots(nb, bs, job.hugepages)
+    # Register the buffers with the store's ring, as the daemon registers
+    # its arena: I/O into them is then fixed-buffer I/O.
+    store.register_memory(slots.mem)
     if job.does_write:
         slots.mem[:] = np.random.default_rng(idx).integers(0, 256, slots.mem.size, dtype=np.uint8)
     blocks = Blocks(len(keys), job.is_random, seed=idx + 1)

@@ -26,6 +26,7 @@ import os
 import threading
 import time
 from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Iterable, Iterator, Sequence
 
@@ -199,11 +200,29 @@ class Store:
         self._engine.register_files(self._files.fds)
         chunk = min(cfg.max_io_bytes, STAGING_CHUNK_MAX)
         self._staging = StagingPool(max(cfg.staging_bytes, chunk), chunk)
+        self._memory: list[np.ndarray] = []   # caller regions registered for I/O
+        # Writes run here so a put can checksum while its data is in flight.
+        self._io_thread = ThreadPoolExecutor(1, thread_name_prefix="tierd-store-io")
         self._engine.register_buffers([self._staging.region])
         log.info("store %s: %d data file(s), %.1f GiB, page %d, engine %s%s, %d objects, "
                  "%.1f%% used", self.path, len(file_pages), sum(self._files.sizes) / 2**30, page,
                  self._engine.name, " (fixed buffers)" if self._engine.fixed_buffers else "",
                  objects, 100.0 * self._alloc.used_pages / self._alloc.total_pages)
+
+    def register_memory(self, region: np.ndarray) -> bool:
+        """Register a long-lived, page-aligned region (the daemon's arena, a
+        benchmark's buffers) with the engine: reads and writes that land in it
+        become fixed-buffer I/O, which the kernel maps once instead of per
+        request. The store keeps a reference; the region must stay mapped
+        until close(). Returns False when the kernel refused (RLIMIT_MEMLOCK):
+        I/O still works, with plain buffers."""
+        self._check_open()
+        assert isinstance(region, np.ndarray) and region.ndim == 1
+        assert int(region.ctypes.data) % self.page == 0, "region must be page-aligned"
+        self._memory.append(region)
+        regions = [self._staging.region] + [(int(m.ctypes.data), int(m.nbytes))
+                                            for m in self._memory]
+        return self._engine.register_buffers(regions)
 
     def close(self) -> None:
         if not self._closed:
@@ -211,6 +230,9 @@ class Store:
             self._teardown()
 
     def _teardown(self) -> None:
+        io_thread = getattr(self, "_io_thread", None)
+        if io_thread is not None:
+            io_thread.shutdown(wait=True)
         for obj in (self._engine, self._files, self._catalog):
             if obj is not None:
                 obj.close()
@@ -273,13 +295,14 @@ class Store:
                 raise InvalidArgument(
                     f"object {key!r} of {arr.nbytes} bytes exceeds the largest object this store "
                     f"takes ({self._max_object()} bytes; store.max_object_bytes / capacity)")
-            csum = codec.checksum(arr)
             payload, enc = arr, ENC_RAW
             if policy.compression == "zstd" and arr.nbytes > self.page:
                 packed = codec.zstd_compress(arr, policy.zstd_level)
                 if self._pages(len(packed)) < self._pages(arr.nbytes):
                     payload, enc = np.frombuffer(packed, dtype=np.uint8), ENC_ZSTD
-            prepared.append((ckey, decode_key(ckey)[1], payload, enc, arr.nbytes, csum))
+            # The checksum (of the logical bytes, arr) is computed below while
+            # the writes are in flight.
+            prepared.append((ckey, decode_key(ckey)[1], payload, enc, arr.nbytes, arr))
         if not prepared:
             return []
 
@@ -299,12 +322,19 @@ class Store:
 
         committed = False
         try:
-            touched = self._write([(p[2], ex) for p, ex in zip(prepared, extents)])
+            # Write on the I/O thread while this thread checksums: the bytes
+            # cannot change during the call, and xxh3 releases the GIL.
+            writing = self._io_thread.submit(self._write, [(p[2], ex)
+                                                           for p, ex in zip(prepared, extents)])
+            try:
+                csums = [codec.checksum(p[5]) for p in prepared]
+            finally:
+                touched = writing.result()
             if policy.durable and touched:
                 self._sync(touched)
             now = time.time_ns()
-            recs = [(p[0], Record(p[3], p[4], p[2].nbytes, p[5], now, tuple(ex)))
-                    for p, ex in zip(prepared, extents)]
+            recs = [(p[0], Record(p[3], p[4], p[2].nbytes, c, now, tuple(ex)))
+                    for p, c, ex in zip(prepared, csums, extents)]
             dropped, _ = self._catalog.commit(puts=recs)
             committed = True
         finally:
