@@ -57,3 +57,59 @@ class UnsupportedFilesystem(TierdError):
     """The data directory cannot host an O_DIRECT store (tmpfs, ...)."""
 
     code = "UNSUPPORTED_FILESYSTEM"
+
+
+class TierFull(TierdError):
+    """The DRAM tier stayed full (dirty data not yet flushed) past the timeout."""
+
+    code = "TIER_FULL"
+
+
+class PermissionDenied(TierdError, PermissionError):
+    """The caller's uid/gid may not use this namespace or operation."""
+
+    code = "PERMISSION_DENIED"
+
+
+class DaemonUnavailable(TierdError, ConnectionError):
+    """No tierd daemon answers on the socket (not running, or restarting)."""
+
+    code = "DAEMON_UNAVAILABLE"
+
+
+class ProtocolError(TierdError):
+    """A malformed frame or message; the connection is closed after it."""
+
+    code = "PROTOCOL_ERROR"
+
+
+class LeaseExpired(TierdError):
+    """A lease was released, timed out, or belonged to a connection that ended."""
+
+    code = "LEASE_EXPIRED"
+
+
+class Busy(TierdError):
+    """The daemon is at a bound (connections, leases, queue); retry later."""
+
+    code = "BUSY"
+
+
+class Internal(TierdError):
+    """A bug or an unexpected failure inside the daemon; the message has the detail."""
+
+    code = "INTERNAL"
+
+
+def error_for_code(code: str) -> type[TierdError]:
+    """The exception class for a wire error code (TierdError if unknown)."""
+    return _BY_CODE.get(code, TierdError)
+
+
+def _all_subclasses(cls):
+    for sub in cls.__subclasses__():
+        yield sub
+        yield from _all_subclasses(sub)
+
+
+_BY_CODE = {c.code: c for c in _all_subclasses(TierdError)}
