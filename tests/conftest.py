@@ -56,3 +56,121 @@ def pytest_report_header(config):
     except Exception as e:  # reported, not fatal: tests skip with reasons
         name = f"unavailable ({e})"
     return [f"tierd engine (auto): {name}; python {sys.version.split()[0]}"]
+
+
+# ---- a real daemon process ---------------------------------------------------------
+
+DAEMON_TOML = """\
+data_dir = "{data_dir}"
+log_level = "debug"
+
+[server]
+socket = "{socket}"
+lease_timeout_s = {lease_timeout}
+alloc_timeout_s = {alloc_timeout}
+
+[metrics]
+listen = "{metrics}"
+
+[store]
+capacity = "{capacity}"
+staging_bytes = "4MiB"
+
+[namespaces.default]
+durable = true
+dram_bytes = "{dram}"
+
+[namespaces.cache]
+durable = false
+dram_bytes = "{cache_dram}"
+{extra}
+"""
+
+
+class DaemonProc:
+    """`tierd serve` in a subprocess: real socket, real arenas, real store."""
+
+    def __init__(self, config_path: str, socket: str, env: dict, log_path: str) -> None:
+        self.config_path, self.socket, self.env, self.log_path = config_path, socket, env, log_path
+        self.proc = None
+
+    def start(self, timeout: float = 60.0) -> "DaemonProc":
+        import subprocess
+        import time
+        if os.path.exists(self.socket):
+            os.unlink(self.socket)
+        self._log = open(self.log_path, "ab")
+        self.proc = subprocess.Popen([sys.executable, "-m", "tierd_daemon", "serve", "--config",
+                                      self.config_path], env=self.env, stdout=self._log,
+                                     stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"tierd serve exited with {self.proc.returncode}:\n{self.log()}")
+            if os.path.exists(self.socket) and self._answers():
+                return self
+            time.sleep(0.05)
+        raise RuntimeError(f"tierd serve did not answer within {timeout}s:\n{self.log()}")
+
+    def _answers(self) -> bool:
+        import socket as socketmod
+        s = socketmod.socket(socketmod.AF_UNIX, socketmod.SOCK_STREAM)
+        try:
+            s.connect(self.socket)
+            return True
+        except OSError:
+            return False
+        finally:
+            s.close()
+
+    def log(self) -> str:
+        with open(self.log_path, "rb") as f:
+            return f.read().decode(errors="replace")[-20000:]
+
+    def stop(self, sig=None, timeout: float = 60.0) -> int:
+        import signal
+        if self.proc is None or self.proc.poll() is not None:
+            return self.proc.returncode if self.proc else 0
+        self.proc.send_signal(sig or signal.SIGTERM)
+        rc = self.proc.wait(timeout=timeout)
+        self._log.close()
+        return rc
+
+    def kill(self) -> None:
+        import signal
+        self.stop(signal.SIGKILL)
+
+
+@pytest.fixture
+def daemon_factory(disk_dir, python_env):
+    """daemon_factory(**fields) -> a started DaemonProc; stopped after the test.
+
+    fields fill DAEMON_TOML: dram, cache_dram, capacity, lease_timeout,
+    alloc_timeout, metrics ("" = off), extra (more TOML, e.g. namespaces).
+    """
+    started = []
+    sockdir = tempfile.mkdtemp(prefix="td-", dir="/tmp")  # AF_UNIX paths max 108 bytes
+
+    def make(start: bool = True, **fields) -> DaemonProc:
+        vals = dict(data_dir=str(disk_dir / "data"), socket=os.path.join(sockdir, f"s{len(started)}"),
+                    dram="64MiB", cache_dram="32MiB", capacity="512MiB", lease_timeout=300,
+                    alloc_timeout=5, metrics="", extra="")
+        vals.update(fields)
+        cfg = disk_dir / f"tierd{len(started)}.toml"
+        cfg.write_text(DAEMON_TOML.format(**vals))
+        d = DaemonProc(str(cfg), vals["socket"], python_env, str(disk_dir / f"daemon{len(started)}.log"))
+        started.append(d)
+        return d.start() if start else d
+
+    yield make
+    for d in started:
+        try:
+            d.stop()
+        except Exception:
+            d.kill()
+    shutil.rmtree(sockdir, ignore_errors=True)
+
+
+@pytest.fixture
+def daemon(daemon_factory):
+    return daemon_factory()

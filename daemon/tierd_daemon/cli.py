@@ -18,6 +18,7 @@ log = logging.getLogger("tierd")
 
 EPILOG = """\
 examples:
+  tierd serve                     run the daemon in the foreground (systemd: tierd.service)
   tierd demo                      run a checkpoint-style workload on the default store
   tierd fsck                      verify the default store (catalog, space, checksums)
   tierd fsck --data-dir /var/lib/tierd --json
@@ -51,6 +52,12 @@ def build_parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     _add_common(common, argparse.SUPPRESS)
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
+
+    sv = sub.add_parser("serve", parents=[common], help="run the daemon in the foreground",
+                        description="Run tierd in the foreground, as systemd runs it "
+                        "(Type=notify). Stops on SIGTERM after flushing dirty data to NVMe.")
+    sv.add_argument("--log-level", choices=("debug", "info", "warning", "error"),
+                    help="override log_level from the config")
 
     f = sub.add_parser("fsck", parents=[common], help="verify catalog, space accounting and checksums",
                        description="Verify a store: every catalog record decodes and lies inside "
@@ -110,8 +117,15 @@ def main(argv: list[str] | None = None) -> int:
     if not args.command:
         parser.print_help()
         return 2
-    setup_logging("warning" if args.quiet else "info")
     try:
+        if args.command == "serve":
+            from tierd_daemon import config as config_mod
+            from tierd_daemon.service import serve
+            cfg = config_mod.load(args.config)
+            setup_logging("warning" if args.quiet else (args.log_level or cfg.log_level))
+            logging.getLogger("tierd").info("config: %s", cfg.source)
+            return serve(cfg)
+        setup_logging("warning" if args.quiet else "info")
         if args.command == "fsck":
             return cmd_fsck(args)
         if args.command == "demo":

@@ -88,6 +88,15 @@ class ExtentAllocator:
             need -= take
         return out
 
+    def allocate_contiguous(self, npages: int) -> Extent | None:
+        """One extent of exactly npages (best fit), or None if no run is that long."""
+        assert npages > 0
+        i = self._by_size.bisect_left((npages, -1, -1))
+        if i == len(self._by_size):
+            return None
+        length, f, start = self._by_size[i]
+        return self._take(f, start, length, npages)
+
     def free(self, extents: Iterable[Extent]) -> None:
         for e in extents:
             self._free_one(e)

@@ -33,6 +33,11 @@ class NamespaceConfig:
     durable: bool = True
     compression: str = "none"
     zstd_level: int = 3
+    # Daemon-level policy (the store itself ignores these):
+    dram_bytes: int = 0           # DRAM arena of this namespace; 0: the daemon's default share
+    nvme_bytes: int = 0           # NVMe quota; 0: unlimited (up to the store's capacity)
+    allow_uids: tuple[int, ...] | None = None   # None: any client that can reach the socket
+    allow_gids: tuple[int, ...] | None = None
 
     def __post_init__(self) -> None:
         if self.compression not in COMPRESSIONS:
@@ -40,6 +45,26 @@ class NamespaceConfig:
                 f"compression: {self.compression!r} is not one of {', '.join(COMPRESSIONS)}")
         if not -7 <= self.zstd_level <= 22:
             raise InvalidArgument(f"zstd_level: {self.zstd_level} is outside -7..22")
+        for name in ("dram_bytes", "nvme_bytes"):
+            v = getattr(self, name)
+            if not isinstance(v, int) or isinstance(v, bool) or v < 0:
+                raise InvalidArgument(f"{name}: expected a size >= 0, got {v!r}")
+        for name in ("allow_uids", "allow_gids"):
+            v = getattr(self, name)
+            if v is not None:
+                if not isinstance(v, (list, tuple)) or not all(
+                        isinstance(x, int) and not isinstance(x, bool) and x >= 0 for x in v):
+                    raise InvalidArgument(f"{name}: expected a list of numeric ids, got {v!r}")
+                object.__setattr__(self, name, tuple(v))
+
+    def allows(self, uid: int, gids: "set[int] | frozenset[int]") -> bool:
+        """Whether a client with this uid and group set may use the namespace.
+
+        (Admins, root and the daemon's own uid, are let in by the caller.)
+        """
+        if self.allow_uids is None and self.allow_gids is None:
+            return True
+        return uid in (self.allow_uids or ()) or bool(set(self.allow_gids or ()) & set(gids))
 
 
 def validate_namespace_name(name: str) -> str:

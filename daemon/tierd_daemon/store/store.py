@@ -119,7 +119,7 @@ class Store:
         self.damage: list[str] = []
         os.makedirs(self.path, mode=0o700, exist_ok=True)
         self._dirlock = DirectoryLock(self.path)
-        self._catalog = self._files = self._engine = None
+        self._catalog = self._files = self._engine = self._read_engine = None
         try:
             self._open()
         except BaseException:
@@ -196,14 +196,19 @@ class Store:
         self._pins: Counter[Extent] = Counter()
         self._deferred: set[Extent] = set()
 
+        # Two rings: reads never queue behind a batch of background (flush)
+        # writes in our process; the kernel and device see both streams.
         self._engine = open_engine(cfg.engine, cfg.queue_depth)
         self._engine.register_files(self._files.fds)
+        self._read_engine = open_engine(cfg.engine, cfg.queue_depth)
+        self._read_engine.register_files(self._files.fds)
         chunk = min(cfg.max_io_bytes, STAGING_CHUNK_MAX)
         self._staging = StagingPool(max(cfg.staging_bytes, chunk), chunk)
         self._memory: list[np.ndarray] = []   # caller regions registered for I/O
         # Writes run here so a put can checksum while its data is in flight.
         self._io_thread = ThreadPoolExecutor(1, thread_name_prefix="tierd-store-io")
         self._engine.register_buffers([self._staging.region])
+        self._read_engine.register_buffers([self._staging.region])
         log.info("store %s: %d data file(s), %.1f GiB, page %d, engine %s%s, %d objects, "
                  "%.1f%% used", self.path, len(file_pages), sum(self._files.sizes) / 2**30, page,
                  self._engine.name, " (fixed buffers)" if self._engine.fixed_buffers else "",
@@ -220,9 +225,14 @@ class Store:
         assert isinstance(region, np.ndarray) and region.ndim == 1
         assert int(region.ctypes.data) % self.page == 0, "region must be page-aligned"
         self._memory.append(region)
-        regions = [self._staging.region] + [(int(m.ctypes.data), int(m.nbytes))
-                                            for m in self._memory]
-        return self._engine.register_buffers(regions)
+        regions = [self._staging.region]
+        for m in self._memory:
+            # io_uring takes at most 1 GiB per registered buffer.
+            base, size = int(m.ctypes.data), int(m.nbytes)
+            for off in range(0, size, 1 << 30):
+                regions.append((base + off, min(1 << 30, size - off)))
+        ok = self._engine.register_buffers(regions)
+        return self._read_engine.register_buffers(regions) and ok
 
     def close(self) -> None:
         if not self._closed:
@@ -233,7 +243,7 @@ class Store:
         io_thread = getattr(self, "_io_thread", None)
         if io_thread is not None:
             io_thread.shutdown(wait=True)
-        for obj in (self._engine, self._files, self._catalog):
+        for obj in (getattr(self, "_read_engine", None), self._engine, self._files, self._catalog):
             if obj is not None:
                 obj.close()
         self._dirlock.release()
@@ -414,7 +424,7 @@ class Store:
                             copy_back.append((buf, off, chunk, m))
                         addr = int(chunk.ctypes.data)
                     ops[j] = (addr, foff, n, f, opcode, 0, 0, 0)
-                self._engine.submit(ops)
+                (self._read_engine if opcode == OP_READ else self._engine).submit(ops)
                 raise_for_results(ops, what)
                 for buf, off, chunk, m in copy_back:
                     buf[off:off + m] = chunk[:m]

@@ -1,0 +1,1 @@
+"""The DRAM hot tier: shared-memory arenas, index, eviction, write-back."""

@@ -1,0 +1,1 @@
+"""The control plane: Unix socket, peer credentials, framing, dispatch."""

@@ -1,0 +1,138 @@
+"""Pure unit tests of the client against an in-process fake daemon (no tierd serve)."""
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import pytest
+
+import tierd
+from tierd import protocol
+from tierd.arena import as_bytes_array
+from tierd.client import default_socket_candidates, resolve_socket
+
+
+def test_as_bytes_array_accepts_buffers_without_copy():
+    b = b"abc"
+    assert as_bytes_array(b).tobytes() == b
+    ba = bytearray(b"xyz")
+    v = as_bytes_array(ba)
+    ba[0] = ord("Q")
+    assert v.tobytes() == b"Qyz"  # a view, not a copy
+    a = np.arange(6, dtype=np.float64).reshape(2, 3)
+    v = as_bytes_array(a)
+    assert v.dtype == np.uint8 and v.size == 48 and np.shares_memory(v, a)
+    assert as_bytes_array(memoryview(a)).tobytes() == a.tobytes()
+    assert as_bytes_array(np.empty((0, 3), np.int32)).size == 0
+    assert as_bytes_array(np.float32(1.5)).tobytes() == np.float32(1.5).tobytes()
+
+
+@pytest.mark.parametrize("bad", [np.arange(10)[::2], memoryview(b"abcdef")[::2],
+                                 np.array([object()]), "text", 5])
+def test_as_bytes_array_rejects(bad):
+    with pytest.raises(tierd.InvalidArgument):
+        as_bytes_array(bad)
+
+
+def test_socket_candidates_and_unavailable(monkeypatch, sockdir):
+    monkeypatch.setenv("TIERD_SOCKET", os.path.join(sockdir, "env.sock"))
+    monkeypatch.setenv("XDG_RUNTIME_DIR", os.path.join(sockdir, "run"))
+    c = default_socket_candidates()
+    assert c[0] == os.path.join(sockdir, "env.sock")
+    assert c[1] == os.path.join(sockdir, "run", "tierd", "tierd.sock")
+    assert c[2] == f"/tmp/tierd-{os.getuid()}/tierd.sock" and c[3] == "/run/tierd/tierd.sock"
+    if not any(os.path.exists(p) for p in c):
+        with pytest.raises(tierd.DaemonUnavailable, match="tierd serve"):
+            resolve_socket()
+    open(c[1 - 1], "w").close()
+    assert resolve_socket() == c[0]
+
+
+def test_round_trip_and_batches(fake):
+    with tierd.connect(fake.path) as c:
+        assert c.namespaces == ["cache", "default"]
+        c.put("default", "a", b"hello")
+        with c.get("default", "a") as ls:
+            assert ls.tobytes() == b"hello" and not ls.array.flags.writeable
+        assert ls.released
+        with pytest.raises(tierd.LeaseExpired):
+            ls.array
+        items = {f"k{i:05d}".encode(): np.full(10, i, np.uint16) for i in range(5000)}
+        c.put_many("default", items)
+        allocs = [a for op, a in fake.requests if op == "alloc"]
+        assert max(len(a["items"]) for a in allocs) <= protocol.MAX_BATCH
+        leases = c.get_many("default", list(items))
+        assert all(np.array_equal(ls.array.view(np.uint16), items[ls.key]) for ls in leases)
+        for ls in leases:
+            ls.release()
+        assert sum(1 for _ in c.list("default", prefix=b"k", page=700)) == 5000
+        with pytest.raises(tierd.NotFound, match="nope"):
+            c.get_many("default", ["a", "nope"])
+        assert not fake.leases  # the lease taken for "a" was given back
+        assert c.delete_many("default", ["a", "zz"]) == [True, False]
+        with pytest.raises(tierd.NotFound):
+            c.delete("default", "a")
+        with pytest.raises(tierd.UnknownNamespace):
+            c.put("nope", "k", b"x")
+        with pytest.raises(tierd.InvalidArgument):
+            c.put("default", "k", b"x", durability="eventually")
+        assert c.prefetch("default", ["k00001"]).result(5) == ["dram"]
+        with pytest.raises(tierd.NotFound):
+            c.prefetch("default", ["missing"]).result(5)
+
+
+def test_frames_split_under_max_frame(sockdir):
+    from fake_daemon import FakeDaemon
+    f = FakeDaemon(os.path.join(sockdir, "small.sock"), max_frame=8192).start()
+    try:
+        with tierd.connect(f.path) as c:
+            keys = [b"x" * 200 + str(i).encode() for i in range(300)]
+            c.put_many("cache", [(k, b"v") for k in keys])
+            assert c.contains_many("cache", keys) == [True] * 300
+            assert len([1 for op, _ in f.requests if op == "alloc"]) > 1
+    finally:
+        f.stop()
+
+
+def test_orphaned_lease_released_on_next_request(fake):
+    with tierd.connect(fake.path) as c:
+        c.put("cache", "k", b"v")
+        ls = c.get("cache", "k")
+        assert len(fake.leases) == 1
+        del ls
+        c.contains("cache", "k")
+        assert not fake.leases
+
+
+def test_reconnect_after_restart(fake):
+    c = tierd.connect(fake.path, timeout=5)
+    c.put("cache", "k", b"v1")
+    old = c.get("cache", "k")
+    fake.stop()
+    fake.start()
+    assert c.contains("cache", "k")          # transparently reconnected
+    assert old.tobytes() == b"v1"            # old mapping still readable
+    old.release()                            # lease of a dead connection: no-op
+    c.close()
+    fake.stop()
+    c2 = tierd.connect(fake.path, timeout=0.3) if os.path.exists(fake.path) else None
+    assert c2 is None
+    with pytest.raises(tierd.DaemonUnavailable):
+        tierd.connect(fake.path, timeout=0.3)
+
+
+def test_no_reconnect_raises_unavailable(fake):
+    c = tierd.connect(fake.path, timeout=2, reconnect=False)
+    fake.stop()
+    with pytest.raises(tierd.DaemonUnavailable):
+        c.contains("cache", "k")
+
+
+def test_version_mismatch(sockdir):
+    from fake_daemon import FakeDaemon
+    f = FakeDaemon(os.path.join(sockdir, "v.sock"), version=99).start()
+    try:
+        with pytest.raises(tierd.ProtocolError):
+            tierd.connect(f.path)
+    finally:
+        f.stop()
