@@ -68,6 +68,7 @@ log_level = "debug"
 socket = "{socket}"
 lease_timeout_s = {lease_timeout}
 alloc_timeout_s = {alloc_timeout}
+{server_extra}
 
 [metrics]
 listen = "{metrics}"
@@ -146,7 +147,8 @@ def daemon_factory(disk_dir, python_env):
     """daemon_factory(**fields) -> a started DaemonProc; stopped after the test.
 
     fields fill DAEMON_TOML: dram, cache_dram, capacity, lease_timeout,
-    alloc_timeout, metrics ("" = off), extra (more TOML, e.g. namespaces).
+    alloc_timeout, metrics ("" = off), extra (more TOML, e.g. namespaces),
+    server_extra (more [server] keys), socket (path).
     """
     started = []
     sockdir = tempfile.mkdtemp(prefix="td-", dir="/tmp")  # AF_UNIX paths max 108 bytes
@@ -154,7 +156,7 @@ def daemon_factory(disk_dir, python_env):
     def make(start: bool = True, **fields) -> DaemonProc:
         vals = dict(data_dir=str(disk_dir / "data"), socket=os.path.join(sockdir, f"s{len(started)}"),
                     dram="64MiB", cache_dram="32MiB", capacity="512MiB", lease_timeout=300,
-                    alloc_timeout=5, metrics="", extra="")
+                    alloc_timeout=5, metrics="", extra="", server_extra="")
         vals.update(fields)
         cfg = disk_dir / f"tierd{len(started)}.toml"
         cfg.write_text(DAEMON_TOML.format(**vals))

@@ -8,6 +8,7 @@ macOS). The option checks below it run everywhere.
 from __future__ import annotations
 
 import os
+import sys
 import shutil
 import stat
 import subprocess
@@ -91,7 +92,24 @@ def test_service_options(unit):
         assert call in allow[0], call
         assert not any(call in d for d in deny), call
     assert one("SystemCallErrorNumber") == "EPERM"
+    # The daemon's defaults must resolve to the unit's directories (config.py:
+    # data_dir = $XDG_DATA_HOME/tierd, socket = $XDG_RUNTIME_DIR/tierd/tierd.sock).
+    env = dict(kv.split("=", 1) for v in svc["Environment"] for kv in v.split())
+    assert os.path.join(env["XDG_DATA_HOME"], one("StateDirectory")) == "/var/lib/tierd"
+    assert os.path.join(env["XDG_RUNTIME_DIR"], one("RuntimeDirectory"),
+                        "tierd.sock") == "/run/tierd/tierd.sock"
     assert unit["Install"]["WantedBy"] == ["multi-user.target"]
+
+
+def test_defaults_land_in_unit_directories(unit, monkeypatch):
+    """Under the unit's Environment=, config.py's defaults are /var/lib/tierd
+    and /run/tierd/tierd.sock: a tierd.toml that sets neither still works."""
+    from tierd_daemon import config
+    env = dict(kv.split("=", 1) for v in unit["Service"]["Environment"] for kv in v.split())
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    assert config.default_data_dir() == "/var/lib/tierd"
+    assert config.default_socket() == "/run/tierd/tierd.sock"
 
 
 def test_sysusers_and_tmpfiles_content():
@@ -224,3 +242,55 @@ def test_sysusers_then_tmpfiles_in_temp_root(tmp_path):
     assert stat.S_IMODE(st.st_mode) == 0o700 and (st.st_uid, st.st_gid) == (uid, gid)
     st = os.stat(root / "etc" / "tierd")
     assert stat.S_ISDIR(st.st_mode) and st.st_uid == 0 and st.st_gid == gid
+
+
+# ---- MemoryDenyWriteExecute=true -----------------------------------------
+
+_MDWE_CHILD = r'''
+import ctypes, mmap, sys
+libc = ctypes.CDLL(None, use_errno=True)
+PR_SET_MDWE, PR_MDWE_REFUSE_EXEC_GAIN = 65, 1
+if libc.prctl(PR_SET_MDWE, PR_MDWE_REFUSE_EXEC_GAIN, 0, 0, 0) != 0:
+    print("SKIP: prctl(PR_SET_MDWE) unsupported (Linux >= 6.3 needed), errno",
+          ctypes.get_errno())
+    sys.exit(0)
+try:  # the switch really is on
+    mmap.mmap(-1, 4096, prot=mmap.PROT_READ | mmap.PROT_WRITE | mmap.PROT_EXEC)
+    sys.exit("W+X mapping still allowed after PR_SET_MDWE")
+except OSError:
+    pass
+import urllib.request
+import numpy as np
+import zstandard
+from tierd_daemon.store.config import StoreConfig
+from tierd_daemon.store.store import Store
+from tierd_daemon.metrics import Metrics
+s = Store.open(sys.argv[1], StoreConfig(capacity=64 << 20, file_size=64 << 20))
+data = np.arange(300_000, dtype=np.uint32)
+s.put("default", "k", data)
+assert bytes(s.get("default", "k")) == data.tobytes()
+assert zstandard.decompress(zstandard.compress(b"x" * 99_999)) == b"x" * 99_999
+m = Metrics(lambda: {"clients": 1})
+host, port = m.start_http("127.0.0.1:0")
+assert b"tierd_clients 1.0" in urllib.request.urlopen(f"http://{host}:{port}/metrics").read()
+m.stop()
+s.close()
+print("OK engine ran under MDWE")
+'''
+
+
+def test_runs_under_memory_deny_write_execute(disk_dir, python_env):
+    """The unit sets MemoryDenyWriteExecute=true; prove the daemon's stack
+    (native cffi engine, LMDB, zstd, numpy, metrics) never needs a W+X page.
+
+    prctl(PR_SET_MDWE, REFUSE_EXEC_GAIN) is the kernel's own form of the same
+    rule (recent systemd releases use it for MemoryDenyWriteExecute=). Something that
+    builds code at run time (a cffi ABI-mode callback, a ctypes CFUNCTYPE, a
+    JIT) fails here instead of on a production host.
+    """
+    r = subprocess.run([sys.executable, "-c", _MDWE_CHILD, str(disk_dir / "store")],
+                       capture_output=True, text=True, timeout=120, env=python_env)
+    if r.stdout.startswith("SKIP: "):
+        pytest.skip(r.stdout.strip()[6:])
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "OK engine ran under MDWE" in r.stdout

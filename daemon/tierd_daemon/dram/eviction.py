@@ -12,9 +12,9 @@ one-time 1 MiB checkpoint-restore scans mixed in, S3-FIFO keeps 53.8% at 10%
 where LRU drops to 46.4%. LLM prefix chains (the KV-cache shape): 57.1% at 5%
 against LRU's 43.9% and ARC's 54.3%. A loop 11% larger than the cache gives
 LRU and ARC 0% and S3-FIFO 67.9%. ARC comes within about 1 point of S3-FIFO
-on Zipf but is never better. It is slower (0.5-2.2 M req/s against 0.65-2.4 M
+on Zipf but is never better. It is slower (0.5-2.1 M req/s against 0.65-2.3 M
 for S3-FIFO) and has more state to get right with variable sizes. LRU's
-plain Python loop is about 2x faster (1.1-4 M req/s), but even S3-FIFO's
+plain Python loop is about 2x faster (0.9-3.8 M req/s), but even S3-FIFO's
 slowest case costs under 2 us per request, which is negligible next to
 moving one 4 KiB block. S3-FIFO is also plain FIFOs plus a 2-bit counter,
 so a hit only bumps a counter and never reorders a queue. That suits a

@@ -187,7 +187,10 @@ class DramTier:
         """Evict clean, unpinned entries until `need` bytes fit contiguously."""
         npages = -(-need // self.page)
         evicted = False
-        for key in list(itertools.islice(t.policy.victims(), 4 * len(t.policy) + 1)):
+        # One candidate at a time: the policy reads "offered and not evicted"
+        # as "in use" (S3-FIFO moves it to its main queue), so we must decide
+        # on each before asking for the next, and stop as soon as it fits.
+        for key in t.policy.victims():
             e = self.index.get(key)
             if e is None or e.state != CLEAN or e.pins:
                 continue
