@@ -585,9 +585,11 @@ class Client:
 
     def _prefetch(self, ns: str, bkeys: list[bytes]) -> list[str]:
         def op():
+            gen = self._gen
+            self._arena(ns, gen)  # the daemon reads NVMe hits into the arena: open it first
             tiers, missing = [], []
             for i, j in self._chunks([len(k) for k in bkeys]):
-                res = self._call("get", {"ns": ns, "keys": bkeys[i:j], "lease": False})
+                res = self._call("get", {"ns": ns, "keys": bkeys[i:j], "lease": False}, gen)
                 for k, r in zip(bkeys[i:j], res):
                     if r is None:
                         missing.append(k)

@@ -73,8 +73,13 @@ def add_commands(sub, common: argparse.ArgumentParser) -> dict[str, Callable[[ar
     st.add_argument("--json", action="store_true", help="print the status document as JSON")
     _add_socket(st)
 
-    return {"put": _guard(cmd_put), "get": _guard(cmd_get), "rm": _guard(cmd_rm),
-            "ls": _guard(cmd_ls), "status": _guard(cmd_status)}
+    handlers = {"put": _guard(cmd_put), "get": _guard(cmd_get), "rm": _guard(cmd_rm),
+                "ls": _guard(cmd_ls), "status": _guard(cmd_status)}
+    # Each subcommand also carries its handler, so cli.main can dispatch with
+    # `args.object_handler(args)` without keeping the dict around.
+    for name, parser in (("put", p), ("get", g), ("rm", r), ("ls", ls), ("status", st)):
+        parser.set_defaults(object_handler=handlers[name])
+    return handlers
 
 
 def _guard(fn: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Namespace], int]:
@@ -126,8 +131,7 @@ def cmd_put(args) -> int:
         data = sys.stdin.buffer.read()
     else:
         try:
-            with open(args.file, "rb") as f:
-                data = f.read()
+            data = _read_file(args.file)
         except OSError as e:
             print(f"tierd: error: cannot read {args.file}: {e.strerror or e}", file=sys.stderr)
             return 1
@@ -137,6 +141,17 @@ def cmd_put(args) -> int:
             durability = "persisted" if c.namespace_info(args.ns)["durable"] else "staged"
         c.put(args.ns, args.key, data, durability=durability)
     return 0
+
+
+def _read_file(path: str):
+    """A regular file mapped read-only (one copy, straight into the arena); else its bytes."""
+    import mmap
+    with open(path, "rb") as f:
+        st = os.fstat(f.fileno())
+        import stat as stat_mod
+        if stat_mod.S_ISREG(st.st_mode) and st.st_size > 0:
+            return memoryview(mmap.mmap(f.fileno(), st.st_size, prot=mmap.PROT_READ))
+        return f.read()
 
 
 def cmd_get(args) -> int:
@@ -255,19 +270,44 @@ def format_status(doc: dict) -> str:
             _size(_first(r, "flush_backlog_bytes", "dram_flush_backlog_bytes", "flush_backlog",
                          "backlog_bytes")),
         ))
-    widths = [max(len(str(row[i])) for row in table) for i in range(len(head))]
+    # The daemon reports NVMe use per store, not (yet) per namespace: drop the
+    # column when no row has it, and show the store's totals above the table.
+    if all(row[5] == "-" for row in table[1:]):
+        table = [row[:5] + row[6:] for row in table]
+    widths = [max(len(str(row[i])) for row in table) for i in range(len(table[0]))]
     lines = ["  ".join(str(c).ljust(w) if i == 0 else str(c).rjust(w)
                        for i, (c, w) in enumerate(zip(row, widths))).rstrip() for row in table]
     extra = []
-    server = _first(doc, "server", "version")
-    if isinstance(server, str):
+    server = doc.get("server")
+    if isinstance(server, dict):
+        bits = [f"tierd {server.get('version', '?')}"]
+        for k, fmt in (("pid", "pid {}"), ("uptime_s", "up {:g} s"), ("clients", "{} clients"),
+                       ("socket", "socket {}")):
+            if server.get(k) is not None:
+                bits.append(fmt.format(server[k]))
+        extra.append("daemon: " + ", ".join(bits))
+    elif isinstance(server, str):
         extra.append(f"daemon: {server}")
+    store = doc.get("store", (doc.get("tiers") or {}).get("nvme") if isinstance(doc.get("tiers"), dict) else None)
+    if isinstance(store, dict):
+        used = _first(store, "used_bytes", "used")
+        cap = _first(store, "capacity_bytes", "capacity")
+        bits = [f"{_size(used)} of {_size(cap)} used"]
+        if store.get("objects") is not None:
+            bits.append(f"{store['objects']} objects")
+        if store.get("engine"):
+            bits.append(f"engine {store['engine']}")
+        extra.append("nvme: " + ", ".join(bits))
     backlog = _first(doc, "flush_backlog_bytes", "backlog_bytes")
     if backlog is None and isinstance(doc.get("backlog"), (int, float)):
         backlog = doc["backlog"]
+    if backlog is None and rows:
+        vals = [_first(r, "flush_backlog_bytes") for r in rows.values()]
+        if all(v is not None for v in vals):
+            backlog = sum(vals)
     if backlog is not None:
         extra.append(f"flush backlog: {_size(backlog)}")
-    return "\n".join(extra + lines)
+    return "\n".join(extra + [""] + lines if extra else lines)
 
 
 def cmd_status(args) -> int:

@@ -25,9 +25,13 @@ def main(argv: list[str]) -> int:
     sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
     common = argparse.ArgumentParser(add_help=False)
     cli._add_common(common, argparse.SUPPRESS)
-    handlers = add_commands(sub, common)
+    add_commands(sub, common)
     args = parser.parse_args(argv)
-    return handlers[args.command](args)
+    if not args.command:
+        parser.print_help()
+        return 2
+    # exactly what cli.main does once wired
+    return args.object_handler(args)
 
 
 if __name__ == "__main__":

@@ -71,3 +71,19 @@ def test_env_socket_used(daemon, monkeypatch):
     with tierd.connect() as c:
         assert c.socket_path == daemon.socket
         assert "default" in c.namespaces
+
+
+def test_failed_copy_aborts_allocation(daemon, monkeypatch):
+    from tierd.arena import Arena
+    with tierd.connect(daemon.socket) as c:
+        c.put("cache", "warm", b"x")       # namespace open, baseline taken after
+        before = c.status()["namespaces"]["cache"]["dram_used"]
+
+        def boom(self, offset, src):
+            raise RuntimeError("copy failed")
+        monkeypatch.setattr(Arena, "write", boom)
+        with pytest.raises(RuntimeError):
+            c.put_many("cache", [(f"ab{i}", b"y" * 100_000) for i in range(10)])
+        monkeypatch.undo()
+        assert c.contains_many("cache", [f"ab{i}" for i in range(10)]) == [False] * 10
+        assert c.status()["namespaces"]["cache"]["dram_used"] == before  # pages given back

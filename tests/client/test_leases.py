@@ -12,8 +12,8 @@ def test_delete_while_leased_keeps_bytes(daemon):
         lease = c.get("cache", "held")
         c.delete("cache", "held")
         assert not c.contains("cache", "held")
-        # churn the arena: new objects must not land on the leased pages
-        for i in range(40):
+        # churn well past the arena (32 MiB): new objects must not land on the leased pages
+        for i in range(200):
             c.put("cache", f"churn{i}", np.full(1 << 18, 0xEE, np.uint8))
         assert np.array_equal(lease.array, data)
         lease.release()

@@ -8,7 +8,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 
 def test_sixteen_processes(daemon, python_env):
     procs = [subprocess.Popen([sys.executable, os.path.join(HERE, "mp_worker.py"), daemon.socket,
-                               str(w), "60"], env=python_env, stdout=subprocess.PIPE,
+                               str(w), "150"], env=python_env, stdout=subprocess.PIPE,
                               stderr=subprocess.PIPE, text=True) for w in range(16)]
     failures = []
     for w, p in enumerate(procs):

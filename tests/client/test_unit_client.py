@@ -44,8 +44,9 @@ def test_socket_candidates_and_unavailable(monkeypatch, sockdir):
     if not any(os.path.exists(p) for p in c):
         with pytest.raises(tierd.DaemonUnavailable, match="tierd serve"):
             resolve_socket()
-    open(c[1 - 1], "w").close()
+    open(c[0], "w").close()
     assert resolve_socket() == c[0]
+    assert resolve_socket("/explicit") == "/explicit"
 
 
 def test_round_trip_and_batches(fake):
@@ -115,8 +116,6 @@ def test_reconnect_after_restart(fake):
     old.release()                            # lease of a dead connection: no-op
     c.close()
     fake.stop()
-    c2 = tierd.connect(fake.path, timeout=0.3) if os.path.exists(fake.path) else None
-    assert c2 is None
     with pytest.raises(tierd.DaemonUnavailable):
         tierd.connect(fake.path, timeout=0.3)
 
@@ -136,3 +135,34 @@ def test_version_mismatch(sockdir):
             tierd.connect(f.path)
     finally:
         f.stop()
+
+
+def test_failure_after_alloc_aborts(fake, monkeypatch):
+    from tierd.arena import Arena
+
+    def boom(self, offset, src):
+        raise RuntimeError("copy failed")
+    with tierd.connect(fake.path) as c:
+        monkeypatch.setattr(Arena, "write", boom)
+        with pytest.raises(RuntimeError):
+            c.put("cache", "k", b"data")
+        ops = [op for op, _ in fake.requests]
+        assert ops[-2:] == ["alloc", "abort"]
+        monkeypatch.undo()
+        assert not c.contains("cache", "k")
+
+
+def test_silent_daemon_times_out(sockdir):
+    import socket
+    import threading
+    path = os.path.join(sockdir, "silent.sock")
+    srv = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    srv.bind(path)
+    srv.listen(1)
+    held = []
+    threading.Thread(target=lambda: held.append(srv.accept()), daemon=True).start()
+    try:
+        with pytest.raises(tierd.DaemonUnavailable, match="did not reply within 0.3 s"):
+            tierd.connect(path, timeout=0.3)
+    finally:
+        srv.close()
