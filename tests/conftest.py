@@ -24,9 +24,14 @@ def _on_tmpfs(path: str) -> bool:
 
 @pytest.fixture
 def disk_dir(tmp_path):
-    """A fresh directory on a filesystem with O_DIRECT; removed afterwards."""
+    """A fresh directory on a filesystem with O_DIRECT; removed afterwards.
+
+    Removed even when it is pytest's tmp_path: stores preallocate their
+    capacity, and the disk is shared, so nothing is left behind.
+    """
     if not _on_tmpfs(str(tmp_path)):
         yield tmp_path
+        shutil.rmtree(tmp_path, ignore_errors=True)
         return
     base = os.environ.get("TIERD_TEST_DIR") or os.path.join(REPO, ".test-data")
     os.makedirs(base, exist_ok=True)
@@ -155,7 +160,7 @@ def daemon_factory(disk_dir, python_env):
 
     def make(start: bool = True, **fields) -> DaemonProc:
         vals = dict(data_dir=str(disk_dir / "data"), socket=os.path.join(sockdir, f"s{len(started)}"),
-                    dram="64MiB", cache_dram="32MiB", capacity="512MiB", lease_timeout=300,
+                    dram="64MiB", cache_dram="32MiB", capacity="160MiB", lease_timeout=300,
                     alloc_timeout=5, metrics="", extra="", server_extra="")
         vals.update(fields)
         cfg = disk_dir / f"tierd{len(started)}.toml"

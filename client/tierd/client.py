@@ -19,7 +19,6 @@ the restart keep their (old) memory readable, and releasing them is a no-op.
 from __future__ import annotations
 
 import concurrent.futures
-import errno
 import os
 import socket
 import threading

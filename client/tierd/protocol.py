@@ -23,9 +23,10 @@ Requests and responses
     A response whose result has "fd": true carries one file descriptor
     (SCM_RIGHTS) on the sendmsg that starts the frame.
 
-Keys are msgpack bin (bytes); str is accepted and UTF-8 encoded. Namespaces
-are str. Offsets and sizes are ints in bytes; offsets are into the
-namespace's arena (from open_ns).
+Keys are msgpack bin (bytes); str is accepted and UTF-8 encoded; empty keys
+and keys over 400 bytes are InvalidArgument. Namespaces are str. Offsets and
+sizes are ints in bytes; offsets are into the namespace's arena, so alloc,
+commit and get need open_ns on the connection first (the others do not).
 
 Operations (args -> result); see OPS for the exact argument types:
     open_ns   {ns} -> {"ns", "arena_bytes", "page_size", "durable", "fd": true}
@@ -46,10 +47,11 @@ Operations (args -> result); see OPS for the exact argument types:
                   | null (missing), ...]
               NVMe hits are read into the arena (promotion) and verified
               first. With lease, the bytes stay put until release.
-    release   {leases: [int]} -> null
+    release   {leases: [int]} -> null      idempotent: unknown/expired ids are ignored
     delete    {ns, keys: [key]} -> [bool existed, ...]
     contains  {ns, keys: [key]} -> [bool, ...]
-    list      {ns, prefix: bytes, after: bytes, limit: int} -> {"keys": [...], "more": bool}
+    list      {ns, prefix: bytes, after: bytes, limit: 1..10000 (1000)}
+              -> {"keys": [...], "more": bool}       keys > after, in byte order
     stat      {ns, key} -> {"size", "tier", "state", "checksum", "mtime_ns"}
     flush     {ns | null} -> null           waits until no dirty data remains
     status    {} -> the daemon's status document (tiers, namespaces, backlog)

@@ -19,7 +19,7 @@ log = logging.getLogger("tierd")
 EPILOG = """\
 examples:
   tierd serve                     run the daemon in the foreground (systemd: tierd.service)
-  tierd demo                      run a checkpoint-style workload on the default store
+  tierd demo                      start tierd and drive a checkpoint + KV workload through it
   tierd fsck                      verify the default store (catalog, space, checksums)
   tierd fsck --data-dir /var/lib/tierd --json
   tierd --config /etc/tierd/tierd.toml fsck
@@ -68,14 +68,19 @@ def build_parser() -> argparse.ArgumentParser:
     f.add_argument("--no-verify-data", action="store_true", help="skip reading every object")
     f.add_argument("--json", action="store_true", help="print the report as JSON")
 
-    d = sub.add_parser("demo", parents=[common], help="drive a checkpoint-style workload through the store",
-                       description="Write, read back and verify a training-state-sized set of "
-                       "objects on the configured store, report bandwidth, run fsck, and "
-                       "remove the objects again.")
-    d.add_argument("--data-dir", metavar="DIR", help="store directory (default: from config)")
+    d = sub.add_parser("demo", parents=[common],
+                       help="start the daemon (if none runs) and drive a real workload through it",
+                       description="Start tierd on the configured (or built-in default) config "
+                       "unless one already serves the socket, save and restore a training "
+                       "state through shared memory, restart the daemon for a cold restore "
+                       "from NVMe, write KV-cache-style blocks, then remove the demo's objects "
+                       "and stop the daemon it started.")
     d.add_argument("--size", default="256MiB", help="bytes of state to write (default 256MiB)")
     d.add_argument("--chunk", default="4MiB", help="object size (default 4MiB)")
     d.add_argument("--rounds", type=int, default=3, help="save/restore rounds (default 3)")
+
+    from tierd_daemon.cli_objects import add_commands
+    p.object_handlers = add_commands(sub, common)
     return p
 
 
@@ -131,6 +136,8 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "demo":
             from tierd_daemon.demo import run_demo
             return run_demo(args)
+        if args.command in parser.object_handlers:
+            return parser.object_handlers[args.command](args)
     except TierdError as e:
         print(f"tierd: error: {e}", file=sys.stderr)
         return 1

@@ -1,13 +1,22 @@
-"""`tierd demo`: a checkpoint-shaped workload through the real store.
+"""`tierd demo`: the README's main job. Start the daemon on its built-in
+default (or use one already running), and drive a real workload through it:
 
-Until the daemon and its checkpoint API land, this is what the README's
-"run" command does: build a training state (bf16-like weights, fp32
-optimizer moments), save it as chunked objects with one catalog commit per
-step, restore and verify it bit-exact, fsck, and clean up its objects.
+1. checkpoint-style: a training state (bf16 weights, fp32 Adam moments)
+   saved as chunked objects through shared memory, restored and verified;
+2. a cold restore: the daemon is restarted (SIGTERM flushes to NVMe) and
+   the state comes back from NVMe, verified;
+3. KV-cache-style: 4 KiB blocks keyed by chained hashes in the cache
+   namespace, and a prefix read back in one request.
+
+The checkpoint API (issue 4), KV pools and ANN index will replace the raw
+object calls here as they land.
 """
 from __future__ import annotations
 
-import logging
+import hashlib
+import os
+import signal
+import subprocess
 import sys
 import time
 
@@ -15,7 +24,7 @@ import numpy as np
 
 from tierd_daemon.units import format_size, parse_size
 
-log = logging.getLogger("tierd.demo")
+NS = "default"
 
 
 def _progress(label: str, done: int, total: int) -> None:
@@ -47,48 +56,169 @@ def chunks_of(state: dict[str, np.ndarray], chunk: int):
             yield f"{name}/{i:06d}", flat[off:off + chunk]
 
 
+class DaemonHandle:
+    """The daemon the demo talks to: one it started, or one already running."""
+
+    def __init__(self, cfg, config_path: str | None) -> None:
+        self.cfg = cfg
+        self.config_path = config_path
+        self.proc: subprocess.Popen | None = None
+        self.log_path = os.path.join(cfg.data_dir, "demo-daemon.log")
+
+    def answers(self) -> bool:
+        import tierd
+        try:
+            tierd.connect(self.cfg.server.socket, timeout=2, reconnect=False).close()
+            return True
+        except tierd.TierdError:
+            return False
+
+    def start(self) -> None:
+        os.makedirs(self.cfg.data_dir, exist_ok=True)
+        cmd = [sys.executable, "-m", "tierd_daemon", "serve"]
+        if self.config_path:
+            cmd += ["--config", self.config_path]
+        dram = sum(n.dram_bytes for n in self.cfg.store.namespaces.values())
+        print(f"starting tierd serve (prefaulting {format_size(dram)} of DRAM; log: "
+              f"{self.log_path})", flush=True)
+        with open(self.log_path, "ab") as log:
+            self.proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + 300
+        while not self.answers():
+            if self.proc.poll() is not None:
+                raise SystemExit(f"tierd serve exited with {self.proc.returncode}; see "
+                                 f"{self.log_path}")
+            if time.monotonic() > deadline:
+                raise SystemExit(f"tierd serve did not come up; see {self.log_path}")
+            time.sleep(0.1)
+
+    def stop(self) -> int:
+        if self.proc is None:
+            return 0
+        self.proc.send_signal(signal.SIGTERM)
+        rc = self.proc.wait(timeout=300)
+        self.proc = None
+        return rc
+
+
 def run_demo(args) -> int:
+    import tierd
     from tierd_daemon import config as config_mod
-    from tierd_daemon.dio import aligned_buffer
-    from tierd_daemon.store import Store
 
     cfg = config_mod.load(args.config)
-    path = args.data_dir or cfg.store_dir
     size, chunk = parse_size(args.size, "--size"), parse_size(args.chunk, "--chunk")
-    ns = "default" if "default" in cfg.store.namespaces else sorted(cfg.store.namespaces)[0]
+    d = DaemonHandle(cfg, args.config)
+    started = False
+    if d.answers():
+        print(f"using the tierd already serving on {cfg.server.socket}")
+    else:
+        d.start()
+        started = True
+    try:
+        return _workload(tierd, d, started, size, chunk, args.rounds)
+    finally:
+        if started and d.proc is not None:
+            rc = d.stop()
+            print(f"tierd stopped (exit {rc}; dirty data flushed to NVMe first)")
+
+
+def _workload(tierd, d: DaemonHandle, started: bool, size: int, chunk: int, rounds: int) -> int:
     state = make_state(size)
     pieces = list(chunks_of(state, chunk))
     total = sum(p.nbytes for _, p in pieces)
-    print(f"tierd demo: store {path}, namespace {ns!r}, state {format_size(total)} in "
-          f"{len(pieces)} objects of {format_size(chunk)}, {args.rounds} rounds")
     batch = 16
-    with Store.open(path, cfg.store) as store:
-        u = store.usage()
-        print(f"engine {u.engine}{' (fixed buffers)' if u.fixed_buffers else ''}, page "
-              f"{u.page_size}, capacity {format_size(u.capacity_bytes)}")
-        # Page-aligned destinations: restore reads land in them with no copy.
-        out = [aligned_buffer(p.nbytes) for _, p in pieces]
-        for r in range(args.rounds):
+    with tierd.connect(d.cfg.server.socket) as c:
+        st = c.status()
+        print(f"tierd {st['server']['version']} on {st['server']['socket']}: store "
+              f"{format_size(st['store']['capacity_bytes'])} ({st['store']['engine']}), "
+              f"namespaces {', '.join(sorted(st['namespaces']))}")
+        print(f"checkpoint: state {format_size(total)} in {len(pieces)} objects of "
+              f"{format_size(chunk)}, {rounds} rounds")
+        for r in range(rounds):
             prefix = f"demo/step-{r:04d}/"
             t0 = time.perf_counter()
             for i in range(0, len(pieces), batch):
-                store.put_many(ns, [(prefix + k, v) for k, v in pieces[i:i + batch]])
+                c.put_many(NS, [(prefix + k, v) for k, v in pieces[i:i + batch]])
                 _progress("save", min(i + batch, len(pieces)), len(pieces))
-            t_save = time.perf_counter() - t0
+            t_staged = time.perf_counter() - t0
+            c.flush(NS)
+            t_durable = time.perf_counter() - t0
             t0 = time.perf_counter()
-            for i, (k, v) in enumerate(pieces):
-                store.get_into(ns, prefix + k, out[i])
-                _progress("restore", i + 1, len(pieces))
+            bad = _restore_and_verify(c, prefix, pieces, batch)
             t_load = time.perf_counter() - t0
-            bad = [k for (k, v), o in zip(pieces, out) if not np.array_equal(v, o)]
             if bad:
                 print(f"round {r}: {len(bad)} objects differ after restore: {bad[:3]}")
                 return 1
-            print(f"round {r}: save {total / t_save / 2**20:8.1f} MiB/s (durable), "
-                  f"restore {total / t_load / 2**20:8.1f} MiB/s (verified), bit-exact")
-        rep = store.fsck(verify_data=True)
-        print(f"fsck: {'clean' if rep.ok else rep.errors}, {rep.verified} objects verified")
-        for r in range(args.rounds):
-            prefix = f"demo/step-{r:04d}/"
-            store.delete_many(ns, [prefix + k for k, _ in pieces])
-        return 0 if rep.ok else 1
+            print(f"round {r}: staged in DRAM {total / t_staged / 2**20:7.0f} MiB/s, durable "
+                  f"{total / t_durable / 2**20:7.0f} MiB/s, restore {total / t_load / 2**20:7.0f} "
+                  "MiB/s (verified, zero-copy)")
+    if started:
+        # Cold restore: restart the daemon (SIGTERM flushes), read from NVMe.
+        rc = d.stop()
+        if rc != 0:
+            print(f"tierd exited with {rc} on SIGTERM")
+            return 1
+        d.start()
+    with tierd.connect(d.cfg.server.socket) as c:
+        prefix = f"demo/step-{rounds - 1:04d}/"
+        t0 = time.perf_counter()
+        bad = _restore_and_verify(c, prefix, pieces, batch)
+        t_cold = time.perf_counter() - t0
+        if bad:
+            print(f"cold restore: {len(bad)} objects differ: {bad[:3]}")
+            return 1
+        tiers = {c.stat(NS, prefix + pieces[0][0])["tier"]}
+        print(f"cold restore after restart: {total / t_cold / 2**20:7.0f} MiB/s from NVMe, "
+              f"bit-exact (now in {', '.join(tiers)})")
+        _kv_blocks(c)
+        ns = c.status()["namespaces"][NS]
+        print(f"namespace {NS!r}: DRAM {format_size(ns['dram_used'])} of "
+              f"{format_size(ns['dram_bytes'])} in use, NVMe {format_size(ns['nvme_used'])}; "
+              f"since the restart {ns['hits_dram']} DRAM hits, {ns['hits_nvme']} promoted "
+              "from NVMe")
+        for r in range(rounds):
+            p = f"demo/step-{r:04d}/"
+            c.delete_many(NS, [p + k for k, _ in pieces])
+    return 0
+
+
+def _restore_and_verify(c, prefix: str, pieces, batch: int) -> list[str]:
+    bad = []
+    for i in range(0, len(pieces), batch):
+        part = pieces[i:i + batch]
+        leases = c.get_many(NS, [prefix + k for k, _ in part])
+        try:
+            for (k, v), lease in zip(part, leases):
+                if not np.array_equal(lease.array, v):
+                    bad.append(k)
+        finally:
+            for lease in leases:
+                lease.release()
+        _progress("restore", min(i + batch, len(pieces)), len(pieces))
+    return bad
+
+
+def _kv_blocks(c, n_blocks: int = 256, block: int = 4096) -> None:
+    """KV-cache style: blocks keyed by chained hashes; read back the prefix."""
+    rng = np.random.default_rng(1)
+    h = hashlib.blake2b(b"demo-prompt", digest_size=16).digest()
+    keys, blocks = [], []
+    for i in range(n_blocks):
+        tokens = rng.integers(0, 50000, 16, dtype=np.int32).tobytes()
+        h = hashlib.blake2b(h + tokens, digest_size=16).digest()   # chained: key depends on prefix
+        keys.append(b"kv/" + h)
+        blocks.append(rng.integers(0, 256, block, dtype=np.uint8))
+    t0 = time.perf_counter()
+    c.put_many("cache", list(zip(keys, blocks)))
+    t_put = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    leases = c.get_many("cache", keys)
+    t_get = time.perf_counter() - t0
+    ok = all(np.array_equal(lz.array, b) for lz, b in zip(leases, blocks))
+    for lz in leases:
+        lz.release()
+    c.delete_many("cache", keys)
+    print(f"kv blocks: {n_blocks} x {block} B put in {t_put * 1e3:.1f} ms, prefix of "
+          f"{n_blocks} read in one request in {t_get * 1e3:.1f} ms, {'bit-exact' if ok else 'MISMATCH'}")
+    if not ok:
+        raise SystemExit(1)

@@ -125,7 +125,9 @@ class Daemon:
                       "capacity_bytes": u.capacity_bytes, "used_bytes": u.used_bytes,
                       "free_bytes": u.free_bytes, "objects": u.objects},
             "namespaces": {ns: dict(st, durable=self.namespaces[ns].durable,
-                                    compression=self.namespaces[ns].compression)
+                                    compression=self.namespaces[ns].compression,
+                                    nvme_used=self.store.namespace_bytes(ns),
+                                    nvme_quota=self.namespaces[ns].nvme_bytes or None)
                            for ns, st in tiers.items() if ns in visible},
         }
 

@@ -45,6 +45,17 @@ def _unavailable_hint(err: int) -> str:
     return f"{name}: {os.strerror(err)}"
 
 
+_warned: set[str] = set()
+
+
+def _warn_once(msg: str, *args) -> None:
+    """The fallback is said once per process, not once per ring opened."""
+    text = msg % args
+    if text not in _warned:
+        _warned.add(text)
+        log.warning("%s", text)
+
+
 def open_engine(kind: str = "auto", queue_depth: int = 64, submit_batch: int = 1) -> Engine:
     """Open an engine: "io_uring", "threadpool", or "auto" (io_uring, falling
     back to threadpool with one warning only when io_uring is unavailable).
@@ -61,12 +72,12 @@ def open_engine(kind: str = "auto", queue_depth: int = 64, submit_batch: int = 1
     except ImportError as e:
         if kind == "io_uring":
             raise
-        log.warning("io_uring unavailable (native module not importable: %s); using the threadpool engine", e)
+        _warn_once("io_uring unavailable (native module not importable: %s); using the threadpool engine", e)
         return ThreadPoolEngine(queue_depth)
     try:
         return UringEngine(queue_depth, submit_batch=submit_batch)
     except OSError as e:
         if kind == "io_uring" or e.errno not in _UNAVAILABLE:
             raise
-        log.warning("io_uring unavailable (%s); using the threadpool engine", _unavailable_hint(e.errno))
+        _warn_once("io_uring unavailable (%s); using the threadpool engine", _unavailable_hint(e.errno))
         return ThreadPoolEngine(queue_depth)

@@ -32,7 +32,8 @@ from typing import Iterable, Iterator, Sequence
 
 import numpy as np
 
-from tierd.errors import ChecksumError, InvalidArgument, NotFound, TierdError, UnknownNamespace
+from tierd.errors import (ChecksumError, InvalidArgument, NotFound, StoreFull, TierdError,
+                          UnknownNamespace)
 from tierd_daemon.dio import aligned_buffer
 from tierd_daemon.engine import OP_FSYNC, OP_READ, OP_WRITE, make_ops, open_engine, raise_for_results
 from tierd_daemon.store import codec
@@ -174,6 +175,9 @@ class Store:
         file_pages = [s // page for s in self._files.sizes]
 
         used, objects = [], 0
+        # Pages each namespace's objects use (for nvme_bytes quotas); like
+        # free space, derived from the catalog, never stored.
+        self._ns_pages: Counter[str] = Counter()
         for ckey, raw in self._catalog.items():
             try:
                 rec = Record.unpack(raw)
@@ -181,6 +185,7 @@ class Store:
                 self.damage.append(f"catalog record {bytes(ckey)!r} is damaged ({e})")
                 continue
             used.extend(rec.extents)
+            self._ns_pages[decode_key(ckey)[0]] += rec.npages
             objects += 1
         try:
             self._alloc = ExtentAllocator.from_used(file_pages, used)
@@ -319,6 +324,16 @@ class Store:
         extents: list[list[Extent]] = []
         total_pages = 0
         with self._lock:
+            if policy.nvme_bytes:
+                need = sum(self._pages(p[2].nbytes) for p in prepared)
+                have = self._ns_pages[ns]
+                if (have + need) * self.page > policy.nvme_bytes:
+                    # Conservative: pages of objects this batch replaces are
+                    # only known at commit, so they do not count as room.
+                    raise StoreFull(
+                        f"namespace {ns!r} is at its NVMe quota: {have * self.page} of "
+                        f"{policy.nvme_bytes} bytes used, this write needs {need * self.page}; "
+                        f"delete objects or raise namespaces.{ns}.nvme_bytes")
             try:
                 for p in prepared:
                     n = self._pages(p[2].nbytes)
@@ -351,6 +366,7 @@ class Store:
             with self._lock:
                 self._inflight_pages -= total_pages
                 if committed:
+                    self._ns_pages[ns] += total_pages - sum(r.npages for r in dropped)
                     for rec in dropped:
                         self._free_locked(rec.extents)
                 else:
@@ -588,10 +604,17 @@ class Store:
 
     def _delete_ckeys(self, ckeys: list[bytes]) -> list[bool]:
         dropped, existed = self._catalog.commit(deletes=ckeys)
+        ns = decode_key(ckeys[0])[0] if ckeys else ""
         with self._lock:
+            self._ns_pages[ns] -= sum(r.npages for r in dropped)
             for rec in dropped:
                 self._free_locked(rec.extents)
         return existed
+
+    def namespace_bytes(self, ns: str) -> int:
+        """Bytes (whole pages) the namespace's objects use on NVMe."""
+        with self._lock:
+            return self._ns_pages[ns] * self.page
 
     def stat(self, ns: str, key: bytes | str) -> ObjectInfo:
         self._check_open()

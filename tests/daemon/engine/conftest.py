@@ -71,3 +71,12 @@ def open_file(tmp_path):
     yield opener
     for fd in fds:
         os.close(fd)
+
+
+@pytest.fixture(autouse=True)
+def _fresh_fallback_warnings():
+    """open_engine says a fallback once per process; each test is a fresh start."""
+    import tierd_daemon.engine as engine_mod
+    engine_mod._warned.clear()
+    yield
+    engine_mod._warned.clear()
