@@ -30,11 +30,16 @@ def side_numbers(read: dict, write: dict) -> dict:
 
 def fio_target(job: Job, ws: Workspace) -> dict:
     """Where fio runs: the very file(s) ioengine=native uses; for a store job,
-    plain files of the same size in the store's directory."""
+    plain files of the same size in the store's directory; for a tierd job,
+    in the run's temp dir (where the daemon the runner starts keeps its data)."""
     if job.ioengine == "native":
         if job.filename:
             return {"filename": job.filename}
         return {"directory": job.directory or ws.tmp}
+    if job.ioengine == "tierd":
+        d = job.directory or ws.tmp
+        os.makedirs(d, exist_ok=True)
+        return {"directory": d, "filename_format": "fio-compare.$jobname.$jobnum.$filenum"}
     d = ws.store_path(job)
     os.makedirs(d, exist_ok=True)
     return {"directory": d, "filename_format": "fio-compare.$jobname.$jobnum.$filenum"}
@@ -59,6 +64,10 @@ def compare_job(job: Job, ws: Workspace, repeat: int, engine_kind: str = "auto",
         # commit): fio syncs as often, once per batch of writes.
         from tierd_perf.store import batch_objects
         where = dict(where, fdatasync=batch_objects(job.bs, job.iodepth))
+    elif job.ioengine == "tierd" and job.does_write and job.durability == "persisted":
+        # A persisted put batch is on NVMe and synced on return: fio syncs as
+        # often, once per batch of iodepth writes.
+        where = dict(where, fdatasync=max(1, job.iodepth))
     runs: list[JobRun] = []
     pairs = []
     # a generous timeout: layout of `size` plus the runtime, at a slow 20 MiB/s

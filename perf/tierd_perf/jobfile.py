@@ -14,7 +14,8 @@ import re
 from typing import Iterable
 
 RW_MODES = ("read", "write", "randread", "randwrite", "randrw", "readwrite", "rw")
-IOENGINES = ("native", "store")
+IOENGINES = ("native", "store", "tierd")
+DURABILITIES = ("staged", "persisted")
 
 # option -> kind. Every option a job file may use; anything else is an error.
 OPTIONS: dict[str, str] = {
@@ -51,6 +52,10 @@ OPTIONS: dict[str, str] = {
     # tierd-perf only (not passed to fio): back our I/O buffers with
     # transparent huge pages (default 1, as the daemon does) or plain pages.
     "hugepages": "bool",
+    # tierd-perf only, ioengine=tierd: DRAM of the daemon's namespace when
+    # the runner starts its own daemon, and the durability of puts.
+    "dram": "size",
+    "durability": "str",
 }
 ALIASES = {"readwrite": "rw", "blocksize": "bs", "timeout": "runtime",
            "iodepth_batch": "iodepth_batch_submit"}
@@ -138,6 +143,8 @@ class Job:
     numjobs: int = 1
     direct: bool = True               # O_DIRECT is the default for our engines
     ioengine: str = "native"
+    dram: int = 256 << 20             # tierd-perf only (ioengine=tierd): daemon DRAM
+    durability: str = "staged"        # tierd-perf only (ioengine=tierd): staged | persisted
     source: str = "<command line>"
     #: option -> the text given, as fio's "job options" shows it
     options: dict = dataclasses.field(default_factory=dict)
@@ -194,7 +201,11 @@ def _apply(job: Job, key: str, raw: str, kb_base: int, where: str) -> None:
         field, value = "rwmixread", 100 - value
     if key == "ioengine" and value not in IOENGINES:
         raise JobFileError(f"{where}: unknown ioengine {value!r}; supported: {', '.join(IOENGINES)} "
-                           "(native = tierd's io_uring/threadpool engine on a file, store = the object store)")
+                           "(native = tierd's io_uring/threadpool engine on a file, store = the object store, "
+                           "tierd = put/get through a tierd daemon)")
+    if key == "durability" and value not in DURABILITIES:
+        raise JobFileError(f"{where}: bad value for durability: {value!r}; supported: "
+                           f"{', '.join(DURABILITIES)}")
     if field in Job.__dataclass_fields__ and field not in ("source", "options"):
         setattr(job, field, value)
     job.options[key] = raw
@@ -217,6 +228,8 @@ def _validate(job: Job, where: str) -> None:
         raise JobFileError(f"{where}: time_based needs runtime")
     if job.direct and job.bs % 4096 and job.ioengine == "native":
         raise JobFileError(f"{where}: with direct=1, bs must be a multiple of 4096 (got {job.bs})")
+    if job.ioengine == "tierd" and job.dram < job.bs:
+        raise JobFileError(f"{where}: dram ({job.dram}) is smaller than bs ({job.bs})")
     if job.ioengine == "native" and job.bs >= 1 << 30:
         raise JobFileError(f"{where}: bs must be < 1GiB")
 

@@ -11,6 +11,7 @@ import numpy as np
 from tierd_perf import stats
 from tierd_perf import native as native_eng
 from tierd_perf import store as store_eng
+from tierd_perf import tierd_engine as tierd_eng
 from tierd_perf.common import Progress, ThreadResult
 from tierd_perf.jobfile import Job, job_path
 from tierd_perf.progress import ProgressLine
@@ -44,6 +45,10 @@ class Workspace:
         path = self.store_path(job)
         same = [j for j in self.jobs if j.ioengine == "store" and self.store_path(j) == path]
         return store_eng.capacity_for(same or [job])
+
+    def daemon_root(self) -> str:
+        """A fresh directory for a daemon the runner starts (data + socket), under tmp."""
+        return tempfile.mkdtemp(prefix="d-", dir=self.tmp)
 
     def close(self) -> None:
         if self._tmp is not None:
@@ -84,8 +89,8 @@ class JobRun:
             "ioengine": self.job.ioengine,
             "engine": self.engine_name,
             "numjobs": self.job.numjobs,
-            "latency_note": ("clat is per batch: every object of a store batch is charged the "
-                             "batch's wall time") if self.lat_kind == "batch"
+            "latency_note": (f"clat is per batch: every object of a {self.job.ioengine} batch is "
+                             "charged the batch's wall time") if self.lat_kind == "batch"
                             else "clat is each op's queue-to-completion time, measured by the engine",
         }
 
@@ -100,6 +105,7 @@ def run_job(job: Job, ws: Workspace, engine_kind: str = "auto", show_progress: b
     total = None if seconds else (job.size // job.bs) * job.bs * job.numjobs
     line = ProgressLine(job.name, total, seconds, progress.total, enabled=show_progress)
     store = None
+    daemon = None
     try:
         if job.ioengine == "native":
             paths = [ws.data_path(job, i) for i in range(job.numjobs)]
@@ -110,6 +116,20 @@ def run_job(job: Job, ws: Workspace, engine_kind: str = "auto", show_progress: b
 
             def one(i: int) -> ThreadResult:
                 return native_eng.run_thread(job, i, paths[i], progress, engine_kind)
+        elif job.ioengine == "tierd":
+            sock = job.filename
+            if not sock:
+                daemon = tierd_eng.Daemon(tierd_eng.capacity_for(job), job.dram, ws.daemon_root())
+                line.note(f"{job.name}: starting tierd serve in {daemon.root}")
+                daemon.start()
+                sock = daemon.socket
+            if job.does_read:
+                line.note(f"{job.name}: laying out objects through {sock}")
+                with daemon.connect() if daemon else _connect(sock) as c:
+                    tierd_eng.layout(c, job)
+
+            def one(i: int) -> ThreadResult:
+                return tierd_eng.run_thread(job, i, sock, progress)
         else:
             path = ws.store_path(job)
             os.makedirs(path, exist_ok=True)
@@ -135,7 +155,14 @@ def run_job(job: Job, ws: Workspace, engine_kind: str = "auto", show_progress: b
     finally:
         if store is not None:
             store.close()
+        if daemon is not None:
+            daemon.stop(remove=True)
     return JobRun(job, results)
+
+
+def _connect(sock: str):
+    import tierd
+    return tierd.connect(sock, timeout=120)
 
 
 def run_jobs(jobs: list[Job], ws: Workspace, engine_kind: str = "auto",

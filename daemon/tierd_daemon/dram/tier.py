@@ -31,7 +31,6 @@ from tierd.errors import InvalidArgument, LeaseExpired, NotFound, TierFull, Unkn
 from tierd_daemon.dram.arena import Arena
 from tierd_daemon.dram.eviction import DEFAULT_POLICY, make_policy
 from tierd_daemon.store.allocator import Extent
-from tierd_daemon.store.codec import checksum
 
 log = logging.getLogger("tierd.dram")
 
@@ -216,10 +215,12 @@ class DramTier:
                     raise InvalidArgument(f"token {tok} is not a pending allocation of this "
                                           f"connection in namespace {ns!r}")
             entries = [self.pending.pop(tok)[0] for tok in tokens]
-        # Checksum outside the lock: the pages are ours alone until visible.
+        # No checksum here: the store computes it (xxh3, overlapped with the
+        # write) when the flusher persists the object, and verifies it on
+        # every NVMe read. A staged object lives only in DRAM until then.
+        now = time.time_ns()
         for e in entries:
-            e.checksum = checksum(t.arena.view(e.extent, e.size))
-            e.mtime_ns = time.time_ns()
+            e.mtime_ns = now
         with self.cond:
             for e in entries:
                 e.state = DIRTY
@@ -286,84 +287,121 @@ class DramTier:
     # ---- get / release -----------------------------------------------------------------
 
     def get(self, ns: str, keys: list[bytes], lease: bool, owner: int) -> list[dict | None]:
+        """DRAM hits at once; all NVMe misses of the request in ONE store batch
+        (promotion straight into the arena, verified), so a get of many cold
+        objects keeps the device queue full."""
         t = self.tier(ns)
-        out: list[dict | None] = []
+        out: list[dict | None] = [None] * len(keys)
+        todo = list(range(len(keys)))
         try:
-            for key in keys:
-                out.append(self._get_one(t, key, lease, owner))
+            while todo:
+                mine, theirs = [], []
+                with self.cond:
+                    for i in todo:
+                        k = (ns, keys[i])
+                        e = self.index.get(k)
+                        if e is not None:
+                            t.policy.access(k)
+                            t.stats.hits_dram += 1
+                            t.stats.bytes_read += e.size
+                            if self.metrics is not None:
+                                self.metrics.hit(ns, "dram", e.size)
+                            out[i] = self._hand_out_locked(t, e, "dram", lease, owner)
+                        elif k in self.loading:       # another request is loading it
+                            theirs.append((i, self.loading[k]))
+                        else:
+                            self.loading[k] = threading.Event()
+                            mine.append(i)
+                if mine:
+                    self._load_many(t, keys, mine, out, lease, owner)
+                for _, ev in theirs:
+                    ev.wait()
+                todo = [i for i, _ in theirs]         # look again: now a hit (or a miss)
         except BaseException:
             self.release([r["lease"] for r in out if r and r.get("lease")], owner)
             raise
         return out
 
-    def _get_one(self, t: NamespaceTier, key: bytes, lease: bool, owner: int) -> dict | None:
-        k = (t.ns, key)
-        while True:
+    def _load_many(self, t: NamespaceTier, keys: list[bytes], idx: list[int],
+                   out: list, lease: bool, owner: int) -> None:
+        """Promote keys[i] for i in idx from NVMe; misses stay None."""
+        loaded: list[tuple[int, Entry]] = []
+        try:
+            infos = []
+            for i in idx:
+                try:
+                    infos.append((i, self.store.stat(t.ns, keys[i])))
+                except NotFound:
+                    with self.cond:
+                        t.stats.misses += 1
+                    if self.metrics is not None:
+                        self.metrics.miss(t.ns)
+            deadline = time.monotonic() + self.alloc_timeout_s
             with self.cond:
-                e = self.index.get(k)
-                if e is not None:
-                    t.policy.access(k)
-                    t.stats.hits_dram += 1
+                try:
+                    for i, info in infos:
+                        e = self._alloc_locked(t, keys[i], info.size, deadline)
+                        e.state, e.pins = LOADING, 1
+                        e.checksum, e.mtime_ns = info.checksum, info.mtime_ns
+                        loaded.append((i, e))
+                except BaseException:
+                    for _, e in loaded:
+                        t.arena.free(e.extent)
+                    loaded = []
+                    raise
+            present = self._read_into_arena(t, [e for _, e in loaded])
+            with self.cond:
+                # Pop as we go: the finally below frees only what was not
+                # inserted, even if handing out a lease fails midway.
+                for ok in present:
+                    i, e = loaded.pop(0)
+                    e.pins -= 1
+                    if not ok:               # deleted meanwhile, or a damaged cache copy dropped
+                        t.arena.free(e.extent)
+                        t.stats.misses += 1
+                        continue
+                    e.state, e.persisted = CLEAN, True
+                    k = (t.ns, e.key)
+                    if k in self.index:      # a put raced the load: the put wins
+                        t.arena.free(e.extent)
+                        e = self.index[k]
+                    else:
+                        self.index[k] = e
+                        t.policy.insert(k, max(e.size, 1))
+                    t.stats.hits_nvme += 1
                     t.stats.bytes_read += e.size
                     if self.metrics is not None:
-                        self.metrics.hit(t.ns, "dram", e.size)
-                    return self._hand_out_locked(t, e, "dram", lease, owner)
-                ev = self.loading.get(k)
-                if ev is None:
-                    ev = self.loading[k] = threading.Event()
-                    break
-            ev.wait()   # someone else is loading it: then look again
-        try:
-            return self._load(t, key, lease, owner)
+                        self.metrics.hit(t.ns, "nvme", e.size)
+                    out[i] = self._hand_out_locked(t, e, "nvme", lease, owner)
         finally:
             with self.cond:
-                self.loading.pop(k).set()
+                for _, e in loaded:          # an exception between alloc and insert
+                    t.arena.free(e.extent)
+                for i in idx:
+                    ev = self.loading.pop((t.ns, keys[i]), None)
+                    if ev is not None:
+                        ev.set()
 
-    def _load(self, t: NamespaceTier, key: bytes, lease: bool, owner: int) -> dict | None:
-        """NVMe hit: read straight into the arena, verified (promotion)."""
+    def _read_into_arena(self, t: NamespaceTier, entries: list[Entry]) -> list[bool]:
+        """One batch read of entries from NVMe into their arena pages.
+
+        Returns, per entry, whether it was there. A batch failing on one
+        missing/dropped object is retried object by object to find which.
+        """
+        if not entries:
+            return []
+        views = [t.arena.view(e.extent, e.size) for e in entries]
         try:
-            info = self.store.stat(t.ns, key)
+            sizes = self.store.get_many(t.ns, [e.key for e in entries], out=views)
+            return [sz == e.size for sz, e in zip(sizes, entries)]
         except NotFound:
-            with self.cond:
-                t.stats.misses += 1
-            if self.metrics is not None:
-                self.metrics.miss(t.ns)
-            return None
-        deadline = time.monotonic() + self.alloc_timeout_s
-        with self.cond:
-            e = self._alloc_locked(t, key, info.size, deadline)
-            e.state = LOADING
-            e.pins = 1
-        try:
-            got = self.store.get_into(t.ns, key, t.arena.view(e.extent, e.size)) if e.size else 0
-            if got != e.size:
-                raise NotFound(f"object {key!r} changed while loading")
-        except NotFound:   # deleted meanwhile, or a damaged cache copy dropped
-            with self.cond:
-                t.arena.free(e.extent)
-                t.stats.misses += 1
-            return None
-        except BaseException:
-            with self.cond:
-                t.arena.free(e.extent)
-            raise
-        with self.cond:
-            e.pins -= 1
-            e.state = CLEAN
-            e.persisted = True
-            e.checksum = info.checksum
-            e.mtime_ns = info.mtime_ns
-            if (t.ns, key) in self.index:      # a put raced the load: the put wins
-                t.arena.free(e.extent)
-                e = self.index[(t.ns, key)]
-            else:
-                self.index[(t.ns, key)] = e
-                t.policy.insert((t.ns, key), max(e.size, 1))
-            t.stats.hits_nvme += 1
-            t.stats.bytes_read += e.size
-            if self.metrics is not None:
-                self.metrics.hit(t.ns, "nvme", e.size)
-            return self._hand_out_locked(t, e, "nvme", lease, owner)
+            ok = []
+            for e, v in zip(entries, views):
+                try:
+                    ok.append(self.store.get_into(t.ns, e.key, v) == e.size)
+                except NotFound:
+                    ok.append(False)
+            return ok
 
     def _hand_out_locked(self, t: NamespaceTier, e: Entry, tier: str, lease: bool,
                          owner: int) -> dict:
@@ -436,7 +474,8 @@ class DramTier:
             e = self.index.get((ns, key))
             if e is not None:
                 return {"size": e.size, "tier": "dram", "state": e.state,
-                        "checksum": e.checksum, "mtime_ns": e.mtime_ns}
+                        "checksum": e.checksum if e.persisted else None,
+                        "mtime_ns": e.mtime_ns}
         info = self.store.stat(ns, key)
         return {"size": info.size, "tier": "nvme", "state": "clean", "checksum": info.checksum,
                 "mtime_ns": info.mtime_ns}
@@ -494,14 +533,16 @@ class DramTier:
     def _flush_batch(self, batch: list[Entry]) -> None:
         t = self.tiers[batch[0].ns]
         try:
-            self.store.put_many(t.ns, [(e.key, t.arena.view(e.extent, e.size)) for e in batch])
+            infos = self.store.put_many(t.ns, [(e.key, t.arena.view(e.extent, e.size))
+                                               for e in batch])
             err = None
         except Exception as exc:   # StoreFull, EIO...: keep the data dirty, retry later
-            err = exc
+            infos, err = [None] * len(batch), exc
         with self.cond:
-            for e in batch:
+            for e, info in zip(batch, infos):
                 e.pins -= 1
                 if err is None:
+                    e.checksum = info.checksum
                     e.persisted = True
                     e.state = CLEAN
                     t.dirty_bytes -= e.size
