@@ -89,6 +89,7 @@ class Daemon:
                  alloc_timeout: float = 30.0, log_level: str = "info") -> None:
         self.own_root = root is None
         self.root = root or tempfile.mkdtemp(prefix="tierd-perf-daemon-", dir="/tmp")
+        os.makedirs(self.root, exist_ok=True)
         self.data_dir = os.path.join(self.root, "data")
         self.socket = os.path.join(self.root, "tierd.sock")
         self.config_path = os.path.join(self.root, "tierd.toml")
