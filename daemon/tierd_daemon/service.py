@@ -53,6 +53,7 @@ class Daemon:
             self.store.close()
             raise
         self.listener: Listener | None = None
+        self.metrics_url: str | None = None
 
     # ---- namespaces created at run time ------------------------------------------------
 
@@ -119,7 +120,8 @@ class Daemon:
         return {
             "server": {"version": __import__("tierd").__version__, "pid": os.getpid(),
                        "uptime_s": round(time.time() - self.started, 1),
-                       "socket": self.config.server.socket, "clients": self._clients},
+                       "socket": self.config.server.socket, "clients": self._clients,
+                       "metrics": self.metrics_url},
             "store": {"path": self.store.path, "engine": u.engine,
                       "fixed_buffers": u.fixed_buffers, "page_size": u.page_size,
                       "capacity_bytes": u.capacity_bytes, "used_bytes": u.used_bytes,
@@ -171,8 +173,9 @@ class Daemon:
             from tierd_daemon.metrics import Metrics
             self.metrics = Metrics(gauges_fn=self.gauges)
             self.tier.metrics = self.metrics
-            self.metrics.start_http(cfg.metrics.listen,
+            host, port = self.metrics.start_http(cfg.metrics.listen,
                                                  allow_remote=cfg.metrics.allow_remote)
+            self.metrics_url = f"http://{host if ':' not in host else f'[{host}]'}:{port}/metrics"
         sock = bind_socket(cfg.server.socket, cfg.server.socket_mode, cfg.server.socket_group)
         self.listener = Listener(sock, cfg.server.max_clients, lambda s: handle(self, s))
         self.listener.start()
@@ -215,4 +218,16 @@ def serve(config: Config) -> int:
     except TierdError as e:
         log.error("%s", e)
         return 1
-    return d.run()
+    except OSError as e:
+        # Unwritable data_dir, missing permissions, a full disk at start-up...
+        where = f" ({e.filename})" if e.filename else ""
+        log.error("cannot start: %s%s; check data_dir and [store] in %s", e.strerror or e,
+                  where, config.source)
+        return 1
+    try:
+        return d.run()
+    except TierdError as e:       # e.g. the socket cannot be bound
+        log.error("%s", e)
+        d.tier.stop()
+        d.store.close()
+        return 1
