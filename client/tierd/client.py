@@ -470,43 +470,64 @@ class Client:
         """
         self.put_many(ns, [(key, data)], durability=durability)
 
-    def put_many(self, ns: str, items, durability: str = "staged") -> None:
-        """Store many objects: items is a dict or an iterable of (key, data) pairs."""
+    def put_many(self, ns: str, items, durability: str = "staged", *,
+                 atomic: bool = False) -> None:
+        """Store many objects: items is a dict or an iterable of (key, data) pairs,
+        or (key, data, itemsize) triples (itemsize: a hint for dtype-aware
+        compression in namespaces that use it).
+
+        atomic: the objects reach the NVMe catalog together, in one
+        transaction; they must then fit in one request (InvalidArgument if not).
+        """
         if durability not in protocol.DURABILITIES:
             raise InvalidArgument(f"durability must be one of {', '.join(protocol.DURABILITIES)}, "
                                   f"not {durability!r}")
         if isinstance(items, dict):
             items = items.items()
         prepared = []
-        for pair in items:
+        for item in items:
             try:
-                k, d = pair
+                k, d, *rest = item
+                itemsize = int(rest[0]) if rest else 1
+                if len(rest) > 1 or not 1 <= itemsize <= 64:
+                    raise ValueError
             except (TypeError, ValueError):
-                raise InvalidArgument("put_many: items must be (key, data) pairs") from None
-            prepared.append((_key(k), as_bytes_array(d)))
+                raise InvalidArgument("put_many: items must be (key, data) pairs or "
+                                      "(key, data, itemsize 1..64) triples") from None
+            prepared.append((_key(k), as_bytes_array(d), itemsize))
         if not prepared:
             return
-        self._retrying(lambda: self._put_batches(ns, prepared, durability))
+        self._retrying(lambda: self._put_batches(ns, prepared, durability, atomic))
 
-    def _put_batches(self, ns: str, prepared: list, durability: str) -> None:
+    def _put_batches(self, ns: str, prepared: list, durability: str, atomic: bool = False) -> None:
         gen = self._gen
         arena = self._arena(ns, gen)
-        sizes = [len(k) + 9 for k, _ in prepared]
-        nbytes = [int(a.size) for _, a in prepared]
+        sizes = [len(k) + 12 for k, _, _ in prepared]
+        nbytes = [int(a.size) for _, a, _ in prepared]
         # Keep one batch well under the arena so a large put_many streams through
         # the tier (the flusher drains earlier batches) instead of hitting TierFull.
         cap = max(arena.arena_bytes // 4, 1)
-        for i, j in self._chunks(sizes, nbytes, cap):
+        chunks = list(self._chunks(sizes, nbytes, cap))
+        if atomic and len(chunks) > 1:
+            raise InvalidArgument(
+                f"an atomic put of {len(prepared)} objects ({sum(nbytes)} bytes) does not fit in "
+                f"one request (a quarter of the {arena.arena_bytes}-byte arena, "
+                f"{protocol.MAX_BATCH} objects, max_frame); split it or raise dram_bytes")
+        for i, j in chunks:
             batch = prepared[i:j]
-            slots = self._call("alloc", {"ns": ns, "items": [[k, int(a.size)] for k, a in batch]},
+            slots = self._call("alloc", {"ns": ns, "items": [
+                [k, int(a.size)] if isz == 1 else [k, int(a.size), isz] for k, a, isz in batch]},
                                gen)
             if not isinstance(slots, list) or len(slots) != len(batch):
                 raise ProtocolError(f"alloc: expected {len(batch)} slots, got {slots!r}")
             tokens = [s.get("token") for s in slots]
             try:
-                for (k, a), s in zip(batch, slots):
+                for (k, a, _), s in zip(batch, slots):
                     arena.write(s["offset"], a)
-                self._call("commit", {"ns": ns, "tokens": tokens, "durability": durability}, gen)
+                args = {"ns": ns, "tokens": tokens, "durability": durability}
+                if atomic:
+                    args["atomic"] = True
+                self._call("commit", args, gen)
             except _ConnectionLost:
                 raise  # the daemon frees allocations of a connection that ends
             except BaseException:
@@ -662,6 +683,19 @@ class Client:
     def flush(self, ns: str | None = None) -> None:
         """Wait until no dirty data remains (in ns, or everywhere)."""
         self._retrying(lambda: self._call("flush", {"ns": ns}))
+
+    def persist(self, ns: str, keys: Iterable) -> None:
+        """Wait until the objects (staged earlier) are on NVMe and in the catalog."""
+        ks = [_key(k) for k in keys]
+        for i in range(0, len(ks), protocol.MAX_BATCH):
+            part = ks[i:i + protocol.MAX_BATCH]
+            self._retrying(lambda: self._call("persist", {"ns": ns, "keys": part}))
+
+    def checkpoints(self, run: str, keep_last: int = 3, *, ns: str = "default",
+                    chunk_bytes: int = 16 << 20):
+        """A CheckpointManager for one training run (see tierd.checkpoint)."""
+        from tierd.checkpoint import CheckpointManager
+        return CheckpointManager(self, run, keep_last=keep_last, ns=ns, chunk_bytes=chunk_bytes)
 
     def status(self) -> dict:
         """The daemon's status document (tiers, namespaces, backlog)."""

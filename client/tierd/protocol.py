@@ -32,15 +32,19 @@ Operations (args -> result); see OPS for the exact argument types:
     open_ns   {ns} -> {"ns", "arena_bytes", "page_size", "durable", "fd": true}
               + the arena memfd. Sent once per namespace per connection;
               PermissionDenied (and no fd) if this uid/gid may not use ns.
-    alloc     {ns, items: [[key, nbytes], ...]}
+    alloc     {ns, items: [[key, nbytes] or [key, nbytes, itemsize], ...]}
               -> [{"token": int, "offset": int}, ...]
+              itemsize (1..64) is a hint for dtype-aware compression.
               Arena pages for puts; the client writes the bytes at offset and
               then commits. Waits (backpressure) up to the daemon's
               alloc_timeout for dirty data to be flushed, then TierFull.
-    commit    {ns, tokens: [int], durability: "staged" | "persisted"} -> null
+    commit    {ns, tokens: [int], durability: "staged" | "persisted", atomic: bool}
+              -> null
               Makes the allocated objects visible (DRAM tier, dirty). With
               "persisted" the reply waits until they are on NVMe and in the
-              catalog (fdatasync'ed in durable namespaces).
+              catalog (fdatasync'ed in durable namespaces). With atomic, the
+              objects reach the catalog together, in one transaction (a
+              checkpoint's manifest and its `latest` pointer).
     abort     {ns, tokens: [int]} -> null      frees uncommitted allocations
     get       {ns, keys: [key], lease: bool}
               -> [{"offset", "size", "tier": "dram"|"nvme", "lease": int|null}
@@ -54,6 +58,8 @@ Operations (args -> result); see OPS for the exact argument types:
               -> {"keys": [...], "more": bool}       keys > after, in byte order
     stat      {ns, key} -> {"size", "tier", "state", "checksum", "mtime_ns"}
     flush     {ns | null} -> null           waits until no dirty data remains
+    persist   {ns, keys} -> null            waits until each key's current version is on
+                                            NVMe and in the catalog; NotFound if absent
     status    {} -> the daemon's status document (tiers, namespaces, backlog)
     ns_create {ns, policy: {...}} -> null   admin only (root or the daemon's uid)
 """
@@ -77,7 +83,8 @@ _KEY = (bytes, str)
 OPS: dict[str, dict[str, tuple[Any, bool]]] = {
     "open_ns": {"ns": (str, True)},
     "alloc": {"ns": (str, True), "items": (list, True)},
-    "commit": {"ns": (str, True), "tokens": (list, True), "durability": (str, False)},
+    "commit": {"ns": (str, True), "tokens": (list, True), "durability": (str, False),
+               "atomic": (bool, False)},
     "abort": {"ns": (str, True), "tokens": (list, True)},
     "get": {"ns": (str, True), "keys": (list, True), "lease": (bool, False)},
     "release": {"leases": (list, True)},
@@ -87,6 +94,7 @@ OPS: dict[str, dict[str, tuple[Any, bool]]] = {
              "limit": (int, False)},
     "stat": {"ns": (str, True), "key": (_KEY, True)},
     "flush": {"ns": ((str, type(None)), False)},
+    "persist": {"ns": (str, True), "keys": (list, True)},
     "status": {},
     "ns_create": {"ns": (str, True), "policy": (dict, True)},
 }

@@ -54,6 +54,8 @@ class Entry:
     error: Exception | None = None
     mtime_ns: int = 0
     waiters: int = 0           # callers blocked in wait_persisted on this version
+    itemsize: int = 1          # element size hint for dtype-aware compression
+    group: int = 0             # non-zero: flushed with its group in one catalog transaction
 
 
 @dataclass
@@ -136,14 +138,15 @@ class DramTier:
 
     # ---- put: alloc / commit / abort ---------------------------------------------------
 
-    def alloc(self, ns: str, items: list[tuple[bytes, int]], owner: int) -> list[dict]:
+    def alloc(self, ns: str, items: list[tuple], owner: int) -> list[dict]:
         """Reserve contiguous arena pages for each (key, nbytes); all or nothing.
 
         Waits up to alloc_timeout_s for the flusher to make room, then
         TierFull. Never overcommits: the arena is the bound (invariant 6).
         """
         t = self.tier(ns)
-        for key, n in items:
+        items = [(it[0], it[1], it[2] if len(it) > 2 else 1) for it in items]
+        for key, n, _ in items:
             if n > t.arena.nbytes:
                 raise InvalidArgument(
                     f"object {key!r} of {n} bytes exceeds namespace {ns!r}'s DRAM arena "
@@ -153,8 +156,9 @@ class DramTier:
         with self.cond:
             taken: list[Entry] = []
             try:
-                for key, n in items:
+                for key, n, itemsize in items:
                     e = self._alloc_locked(t, key, n, deadline)
+                    e.itemsize = itemsize
                     taken.append(e)
             except BaseException:
                 for e in taken:
@@ -205,8 +209,12 @@ class DramTier:
                 break
         return evicted
 
-    def commit(self, ns: str, tokens: list[int], owner: int) -> list[Entry]:
-        """Make pending objects visible (dirty); returns their entries."""
+    def commit(self, ns: str, tokens: list[int], owner: int, atomic: bool = False) -> list[Entry]:
+        """Make pending objects visible (dirty); returns their entries.
+
+        atomic: the entries reach the catalog together, in one store batch
+        (the flusher never splits a group).
+        """
         t = self.tier(ns)
         with self.cond:
             for tok in tokens:
@@ -222,8 +230,10 @@ class DramTier:
         for e in entries:
             e.mtime_ns = now
         with self.cond:
+            group = next(self._ids) if atomic and len(entries) > 1 else 0
             for e in entries:
                 e.state = DIRTY
+                e.group = group
                 self._replace_locked(t, e)
                 t.dirty_bytes += e.size
                 t.stats.bytes_written += e.size
@@ -283,6 +293,17 @@ class DramTier:
             finally:
                 for e in entries:
                     e.waiters -= 1
+
+    def persist(self, ns: str, keys: list[bytes]) -> None:
+        """Wait until each key's current version is persisted (staged puts included)."""
+        self.tier(ns)
+        with self.cond:
+            entries = [self.index.get((ns, k)) for k in keys]
+        self.wait_persisted([e for e in entries if e is not None])
+        missing = [k for k, e in zip(keys, entries) if e is None and not self.store.contains(ns, k)]
+        if missing:
+            raise NotFound(f"no object {missing[0]!r}{' and others' if len(missing) > 1 else ''} "
+                           f"in namespace {ns!r}")
 
     # ---- get / release -----------------------------------------------------------------
 
@@ -508,33 +529,44 @@ class DramTier:
                 self._flush_batch(batch)
 
     def _take_batch_locked(self) -> list[Entry]:
-        """Up to FLUSH_BATCH_BYTES of live dirty entries of one namespace."""
+        """Up to FLUSH_BATCH_BYTES of dirty entries of one namespace.
+
+        An atomic group is taken whole (it may exceed the byte bound) and
+        never split across batches: its catalog commit is one transaction.
+        """
         batch: list[Entry] = []
         size = 0
         ns = None
         keys = set()
-        while self.flush_queue:
-            e = self.flush_queue[0]
-            if e.state != DIRTY:
-                self.flush_queue.popleft()   # superseded or deleted before its turn
+        q = self.flush_queue
+        while q:
+            if q[0].state != DIRTY:
+                q.popleft()   # superseded or deleted before its turn
                 continue
-            if ns is not None and (e.ns != ns or size + e.size > FLUSH_BATCH_BYTES
-                                   or e.key in keys):
+            g = q[0].group
+            run = [q[0]] if g == 0 else list(itertools.takewhile(lambda x: x.group == g, q))
+            live = [e for e in run if e.state == DIRTY]
+            run_bytes = sum(e.size for e in live)
+            if ns is not None and (run[0].ns != ns or size + run_bytes > FLUSH_BATCH_BYTES
+                                   or any(e.key in keys for e in live)):
                 break
-            self.flush_queue.popleft()
-            ns = e.ns
-            keys.add(e.key)
-            e.state = FLUSHING
-            e.pins += 1
-            batch.append(e)
-            size += e.size
+            for _ in run:
+                q.popleft()
+            for e in live:
+                ns = e.ns
+                keys.add(e.key)
+                e.state = FLUSHING
+                e.pins += 1
+                batch.append(e)
+            size += run_bytes
         return batch
 
     def _flush_batch(self, batch: list[Entry]) -> None:
         t = self.tiers[batch[0].ns]
         try:
-            infos = self.store.put_many(t.ns, [(e.key, t.arena.view(e.extent, e.size))
-                                               for e in batch])
+            infos = self.store.put_many(t.ns, [
+                (e.key, t.arena.view(e.extent, e.size), e.itemsize) if e.itemsize > 1
+                else (e.key, t.arena.view(e.extent, e.size)) for e in batch])
             err = None
         except Exception as exc:   # StoreFull, EIO...: keep the data dirty, retry later
             infos, err = [None] * len(batch), exc

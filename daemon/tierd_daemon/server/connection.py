@@ -161,20 +161,22 @@ class Connection:
         self._opened(ns)
         parsed = []
         for it in items:
-            if not (isinstance(it, list) and len(it) == 2 and isinstance(it[1], int)
-                    and not isinstance(it[1], bool) and it[1] >= 0):
-                raise InvalidArgument("alloc: each item must be [key, nbytes >= 0]")
-            parsed.append((self._key(it[0]), it[1]))
-        if len({k for k, _ in parsed}) != len(parsed):
+            if not (isinstance(it, list) and len(it) in (2, 3)
+                    and all(isinstance(x, int) and not isinstance(x, bool) for x in it[1:])
+                    and it[1] >= 0 and (len(it) == 2 or 1 <= it[2] <= 64)):
+                raise InvalidArgument("alloc: each item must be [key, nbytes >= 0] or "
+                                      "[key, nbytes, itemsize 1..64]")
+            parsed.append((self._key(it[0]), it[1], it[2] if len(it) == 3 else 1))
+        if len({p[0] for p in parsed}) != len(parsed):
             raise InvalidArgument("alloc: a key appears twice in one batch")
         return self.d.tier.alloc(ns, parsed, self.id)
 
-    def op_commit(self, ns: str, tokens: list, durability: str = "staged"):
+    def op_commit(self, ns: str, tokens: list, durability: str = "staged", atomic: bool = False):
         self._opened(ns)
         if durability not in DURABILITIES:
             raise InvalidArgument(f"durability must be one of {', '.join(DURABILITIES)}, "
                                   f"not {durability!r}")
-        entries = self.d.tier.commit(ns, self._ints(tokens, "tokens"), self.id)
+        entries = self.d.tier.commit(ns, self._ints(tokens, "tokens"), self.id, atomic=atomic)
         if durability == "persisted":
             self.d.tier.wait_persisted(entries)
         return None
@@ -214,6 +216,11 @@ class Connection:
         if ns is not None:
             self._ns(ns)
         self.d.tier.flush(ns)
+        return None
+
+    def op_persist(self, ns: str, keys: list):
+        self._ns(ns)
+        self.d.tier.persist(ns, [self._key(k) for k in keys])
         return None
 
     def op_status(self):

@@ -25,7 +25,8 @@ from tierd_daemon.store.allocator import Extent
 RECORD_VERSION = 1
 ENC_RAW = 0
 ENC_ZSTD = 1
-ENCODINGS = {ENC_RAW: "raw", ENC_ZSTD: "zstd"}
+ENC_GROUPED = 2   # byte planes per element, each zstd'ed or raw (store/grouped.py)
+ENCODINGS = {ENC_RAW: "raw", ENC_ZSTD: "zstd", ENC_GROUPED: "grouped"}
 
 # LMDB's default key limit is 511 bytes; the catalog key is ns + NUL + key and
 # namespace names are at most 64 bytes.

@@ -15,7 +15,7 @@ MiB = 1 << 20
 GiB = 1 << 30
 
 _NS_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}$")
-COMPRESSIONS = ("none", "zstd")
+COMPRESSIONS = ("none", "zstd", "grouped")
 
 
 @dataclass(frozen=True)
@@ -27,7 +27,10 @@ class NamespaceConfig:
       data sync; after a power loss its objects may fail their checksum,
       which readers see as a miss, never as wrong bytes.
     compression: "zstd" stores an object compressed when that saves at least
-      one page; the logical bytes and checksum are unchanged.
+      one page; the logical bytes and checksum are unchanged. "grouped" does
+      the same with dtype-aware coding (store/grouped.py: byte planes of
+      itemsize-byte elements, each zstd'ed at grouped.DEFAULT_LEVEL) for
+      objects put with an itemsize > 1, and plain zstd (zstd_level) otherwise.
     """
 
     durable: bool = True

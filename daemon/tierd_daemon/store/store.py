@@ -36,10 +36,10 @@ from tierd.errors import (ChecksumError, InvalidArgument, NotFound, StoreFull, T
                           UnknownNamespace)
 from tierd_daemon.dio import aligned_buffer
 from tierd_daemon.engine import OP_FSYNC, OP_READ, OP_WRITE, make_ops, open_engine, raise_for_results
-from tierd_daemon.store import codec
+from tierd_daemon.store import codec, grouped
 from tierd_daemon.store.allocator import Extent, ExtentAllocator, OverlapError
-from tierd_daemon.store.catalog import (ENC_RAW, ENC_ZSTD, ENCODINGS, Catalog, Record, decode_key,
-                                        encode_key)
+from tierd_daemon.store.catalog import (ENC_GROUPED, ENC_RAW, ENC_ZSTD, ENCODINGS, Catalog, Record,
+                                        decode_key, encode_key)
 from tierd_daemon.store.config import StoreConfig
 from tierd_daemon.store.datafiles import (DataFiles, DirectoryLock, choose_page_size,
                                           data_file_name, fsync_dir, plan_file_sizes)
@@ -57,7 +57,7 @@ class ObjectInfo:
     key: bytes
     size: int            # logical bytes
     stored_size: int     # bytes on disk before page rounding
-    encoding: str        # "raw" or "zstd"
+    encoding: str        # "raw", "zstd" or "grouped"
     checksum: int        # xxh3-64 of the logical bytes
     mtime_ns: int
     extents: int
@@ -291,16 +291,32 @@ class Store:
         """Store one object; durable (for durable namespaces) when it returns."""
         return self.put_many(ns, [(key, data)])[0]
 
-    def put_many(self, ns: str, items: Iterable[tuple[bytes | str, object]]) -> list[ObjectInfo]:
+    def put_many(self, ns: str, items: Iterable[tuple]) -> list[ObjectInfo]:
         """Store several objects: one engine batch, one sync, one catalog transaction.
 
+        items are (key, data) or (key, data, itemsize): itemsize is the size
+        of the data's elements (2 for bf16, 4 for fp32), which a "grouped"
+        namespace uses to code the bytes per element; without it, a numpy
+        array's dtype gives it, else 1. Encoding never modifies `data`.
         All or nothing: on any error no object of the batch becomes visible.
         """
         self._check_writable()
         policy = self._ns(ns)
         prepared = []  # (ckey, key, payload array, encoding, logical size, checksum)
         seen = set()
-        for key, data in items:
+        for item in items:
+            if len(item) == 3:
+                key, data, itemsize = item
+                if (not isinstance(itemsize, (int, np.integer)) or isinstance(itemsize, bool)
+                        or itemsize < 1):
+                    raise InvalidArgument(f"itemsize of {key!r} must be an integer >= 1, "
+                                          f"got {itemsize!r}")
+                itemsize = int(itemsize)
+            elif len(item) == 2:
+                key, data = item
+                itemsize = data.dtype.itemsize if isinstance(data, np.ndarray) else 1
+            else:
+                raise InvalidArgument("put_many items are (key, data) or (key, data, itemsize)")
             ckey = encode_key(ns, key)
             if ckey in seen:
                 raise InvalidArgument(f"key {key!r} appears twice in one batch")
@@ -311,10 +327,15 @@ class Store:
                     f"object {key!r} of {arr.nbytes} bytes exceeds the largest object this store "
                     f"takes ({self._max_object()} bytes; store.max_object_bytes / capacity)")
             payload, enc = arr, ENC_RAW
-            if policy.compression == "zstd" and arr.nbytes > self.page:
-                packed = codec.zstd_compress(arr, policy.zstd_level)
-                if self._pages(len(packed)) < self._pages(arr.nbytes):
-                    payload, enc = np.frombuffer(packed, dtype=np.uint8), ENC_ZSTD
+            if policy.compression != "none" and arr.nbytes > self.page:
+                # Encoders write new buffers; arr (the caller's bytes) is only read.
+                if (policy.compression == "grouped"
+                        and 1 < itemsize <= grouped.MAX_ITEMSIZE):
+                    packed, penc = grouped.encode(arr, itemsize), ENC_GROUPED
+                else:
+                    packed, penc = codec.zstd_compress(arr, policy.zstd_level), ENC_ZSTD
+                if packed is not None and self._pages(len(packed)) < self._pages(arr.nbytes):
+                    payload, enc = np.frombuffer(packed, dtype=np.uint8), penc
             # The checksum (of the logical bytes, arr) is computed below while
             # the writes are in flight.
             prepared.append((ckey, decode_key(ckey)[1], payload, enc, arr.nbytes, arr))
@@ -567,11 +588,13 @@ class Store:
         try:
             if rec.encoding == ENC_ZSTD:
                 arr = np.frombuffer(codec.zstd_decompress(stored, rec.logical_size), dtype=np.uint8)
+            elif rec.encoding == ENC_GROUPED:
+                arr = grouped.decode(stored, rec.logical_size)
             else:
                 arr = stored
             ok = arr.nbytes == rec.logical_size and codec.checksum(arr) == rec.checksum
             got = codec.checksum(arr) if not ok else rec.checksum
-        except Exception as e:  # zstd refuses damaged frames
+        except Exception as e:  # zstd / grouped refuse damaged frames
             ok, got, arr = False, None, None
             log.debug("decode of %r failed: %s", ckey, e)
         if ok:
