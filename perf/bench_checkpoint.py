@@ -92,8 +92,11 @@ def fmt_size(n: float) -> str:
 
 
 def have(mod: str) -> bool:
-    import importlib.util
-    return importlib.util.find_spec(mod) is not None
+    try:
+        __import__(mod)
+        return True
+    except Exception:  # noqa: BLE001 - absent or broken: not usable either way
+        return False
 
 
 def versions() -> dict:
@@ -455,11 +458,16 @@ class TierdCkpt(Tool):
         self.client = self.daemon.connect()
         self.ck = self.client.checkpoints(self.run, keep_last=3)
         self.staged_s: list[float] = []
+        self.as_torch = False
 
-    def _reconnect(self):
-        self.client.close()
-        self.client = self.daemon.connect()
-        self.ck = self.client.checkpoints(self.run, keep_last=3)
+    def prepare_load(self, ref) -> None:
+        self.as_torch = any(type(t).__module__.startswith("torch") for _p, t in leaves(ref))
+
+    def _close_client(self):
+        try:
+            self.ck.close()
+        finally:
+            self.client.close()
 
     def save(self, state, d):
         step = int(state["step"])
@@ -474,14 +482,15 @@ class TierdCkpt(Tool):
         return t1 - t0, t3 - t0
 
     def before_load(self):
-        self.client.close()
+        self._close_client()
         self.daemon.stop()           # SIGTERM: flushes, drops the DRAM tier
         self.daemon.start()
         self.client = self.daemon.connect()
         self.ck = self.client.checkpoints(self.run, keep_last=3)
 
     def load(self, d):
-        return self.ck.load()
+        # Torch tensors back when torch tensors were saved (as the peers return).
+        return self.ck.load(as_torch=self.as_torch) if self.as_torch else self.ck.load()
 
     def disk_bytes(self, d):
         steps = self.ck.steps()
@@ -493,7 +502,7 @@ class TierdCkpt(Tool):
 
     def close(self):
         try:
-            self.client.close()
+            self._close_client()
         finally:
             self.daemon.stop()
 
@@ -513,15 +522,12 @@ CHILD = r"""
 import os, sys, time
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 import numpy as np
-from multiprocessing import shared_memory
-shm = shared_memory.SharedMemory(name=sys.argv[1])
-buf = np.ndarray((shm.size // 8,), dtype=np.float64, buffer=shm.buf)
+buf = np.memmap(sys.argv[1], dtype=np.float64, mode="r+")
 ring = buf[2:]
 R = ring.size
 a = np.random.default_rng(0).standard_normal((512, 512), dtype=np.float32)
 b = a.copy(); c = np.empty_like(a)
 n = 0
-buf[1] = 0
 while True:
     ctl = buf[0]
     if ctl < 0:
@@ -533,8 +539,6 @@ while True:
     ring[n % R] = time.perf_counter()
     n += 1
     buf[1] = n
-del ring, buf
-shm.close()
 """
 
 
@@ -542,13 +546,14 @@ class ComputeLoop:
     """A 512x512 float32 matmul loop in a separate process (1 BLAS thread)."""
 
     def __init__(self, ring: int = 1 << 18) -> None:
-        from multiprocessing import shared_memory
-        self.shm = shared_memory.SharedMemory(create=True, size=8 * (ring + 2))
-        self.buf = np.ndarray((ring + 2,), dtype=np.float64, buffer=self.shm.buf)
-        self.buf[:] = 0
+        # Shared through a file in /dev/shm (tmpfs: never written back by sync).
+        shm_dir = "/dev/shm" if os.path.isdir("/dev/shm") else None
+        fd, self.path = tempfile.mkstemp(prefix="tierd-bench-loop-", dir=shm_dir)
+        os.close(fd)
+        self.buf = np.memmap(self.path, dtype=np.float64, mode="w+", shape=(ring + 2,))
         env = dict(os.environ, OPENBLAS_NUM_THREADS="1", OMP_NUM_THREADS="1",
                    MKL_NUM_THREADS="1")
-        self.proc = subprocess.Popen([sys.executable, "-c", CHILD, self.shm.name], env=env)
+        self.proc = subprocess.Popen([sys.executable, "-c", CHILD, self.path], env=env)
 
     def run(self, on: bool) -> None:
         self.buf[0] = 1.0 if on else 0.0
@@ -570,8 +575,7 @@ class ComputeLoop:
             self.proc.kill()
             self.proc.wait()
         del self.buf
-        self.shm.close()
-        self.shm.unlink()
+        os.unlink(self.path)
 
 
 # ---- baselines ------------------------------------------------------------------------
@@ -807,7 +811,7 @@ def notes(res: dict, argv: list[str]) -> list[str]:
         "a fresh file in the same directory (/tmp); time = io_bytes / bw_bytes of its report.",
         f"- compute-loop slowdown: 512x512 float32 numpy matmuls (1 BLAS thread) in a separate "
         f"process; iterations/s during [save call, durable] vs. the 1.5 s just before "
-        f"(alone: median {la:.0f} it/s) in a separate save of the same tool; the machine has "
+        f"(alone: median {'n/a' if la is None else f'{la:.0f}'} it/s) in a separate save of the same tool; the machine has "
         f"{os.cpu_count()} cores.",
         "- cold restore: tierd's daemon restarted first (its DRAM tier is empty), page cache "
         "dropped, then load() plus a read of one byte of every 4 KiB page of the result; "

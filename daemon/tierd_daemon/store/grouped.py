@@ -20,14 +20,14 @@ encode returns None when the whole blob would save less than MIN_SAVING
 (3%): the caller stores the bytes raw. It reads the input and writes new
 buffers only; the caller's array is never modified.
 
-Level, by measurement (perf/bench_codec.py; 2-core VM, 8 MiB planes of
-bf16 ~ N(0, 0.02) / fp32 ~ N(0, 1e-3)): on the sign/exponent plane zstd
-level 1 is both smaller and faster than level 3 (0.37 vs 0.42 of the plane,
-~0.3-0.4 vs ~0.13 GB/s encode, ~1.1-1.5 vs ~0.5 GB/s decode): the gain is
-in the entropy coding of literals, and level 3's lazier match search only
-finds short matches that cost more than they save. Negative levels are a
-little faster but lose most of the gain (0.66-0.76 of the plane). Hence
-DEFAULT_LEVEL = 1.
+Level, by measurement (perf/bench_codec.py, recorded in perf/RESULTS.md;
+2-core VM, 16 MiB chunks): on the sign/exponent plane zstd level 1 is both
+smaller and faster than level 3 (0.37 vs 0.42 of the plane; whole bf16
+N(0, 0.02) chunk: ratio 0.684 vs 0.712, encode 0.60 vs 0.30 GB/s, decode
+1.6 vs 1.2 GB/s; fp32 alike): the gain is in the entropy coding of
+literals, and level 3's deeper match search only finds short matches that
+cost more than they save. Negative levels are a little faster but lose
+most of the gain (0.66-0.76 of the plane). Hence DEFAULT_LEVEL = 1.
 
 Planes that look incompressible (mantissa bytes) are probed on a sample
 (PROBE_SAMPLES spread slices) and, when the sample does not shrink by
