@@ -7,6 +7,7 @@
     h.wait("persisted", timeout=600)         # on NVMe, in the catalog, `latest` moved
     h.status() -> "copying" | "staged" | "persisted" | "failed"
     state = ck.load()                        # latest persisted snapshot; same structure
+    with ck.open() as snap: snap.state       # the same, zero-copy (read-only views into DRAM)
     part = ck.load(step, names=["model.w"])  # partial load by tensor path
     ck.steps() -> [int]; ck.latest() -> int | None; ck.delete(step)
     ck.export(step, "out.safetensors"); ck.import_(step, "in.safetensors")
@@ -29,7 +30,9 @@ A snapshot becomes visible in one catalog transaction (manifest + latest
 together, `atomic` commit) after all of its chunks are persisted. Chunks no
 manifest references (a save that died half-way, retention, delete) are
 deleted by the collector: at open, after each persisted save, after delete.
-One writer per run (rank 0 of a job); any number of readers.
+One writer per run (rank 0 of a job); any number of readers, which open the
+run with readonly=True (they never collect: they cannot see the writer's
+in-flight chunks).
 
 Supported in `state`: dicts with str keys, lists and tuples, nested; numpy
 arrays of every dtype except object (incl. 0-d, empty, non-contiguous);
@@ -246,11 +249,31 @@ class SaveHandle:
         return f"<SaveHandle step={self.step} {self.status()}>"
 
 
+class Snapshot:
+    """A snapshot held open zero-copy; close() (or the with block) releases it."""
+
+    def __init__(self, step: int, state, leases: list) -> None:
+        self.step = step
+        self.state = state
+        self._leases = leases
+
+    def close(self) -> None:
+        for ls in self._leases:
+            ls.release()
+        self._leases = []
+
+    def __enter__(self) -> "Snapshot":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
 # ---- the manager ---------------------------------------------------------------------
 
 class CheckpointManager:
     def __init__(self, client, run: str, keep_last: int = 3, ns: str = "default",
-                 chunk_bytes: int = 16 << 20) -> None:
+                 chunk_bytes: int = 16 << 20, readonly: bool = False) -> None:
         if not isinstance(run, str) or not _RUN.match(run):
             raise InvalidArgument(f"run name {run!r}: use 1-128 letters, digits, '_', '.', '-'")
         if not isinstance(keep_last, int) or keep_last < 1:
@@ -271,7 +294,16 @@ class CheckpointManager:
         self._inflight: dict[int, SaveHandle] = {}
         self._pinned: set[bytes] = set()       # chunks of saves not yet committed
         self._error: BaseException | None = None
-        self.collect()                         # reclaim what a crashed save left
+        # The writer (one per run) reclaims what a crashed save left. A reader
+        # must not: it cannot see the writer's in-flight chunks.
+        self.readonly = readonly
+        if not readonly:
+            self.collect()
+
+    def _writable(self, what: str) -> None:
+        if self.readonly:
+            raise InvalidArgument(f"{what}: this checkpoint manager of {self.run!r} is read-only "
+                                  "(open it with readonly=False in the run's one writer)")
 
     # keys
     def _chunk_key(self, h: str) -> bytes:
@@ -300,6 +332,7 @@ class CheckpointManager:
         Raises TypeError naming the path of anything unsupported.
         """
         self._raise_pending()
+        self._writable("save")
         if not isinstance(step, int) or isinstance(step, bool) or not 0 <= step < 10**20:
             raise InvalidArgument(f"step must be an integer 0 <= step < 1e20, not {step!r}")
         tensors: list[_Tensor] = []
@@ -510,11 +543,55 @@ class CheckpointManager:
         arrays = {ti: _rebuild(outs[ti], tensors[ti], as_torch) for ti in sel}
         return _unflatten(m["tree"], arrays)
 
+    def open(self, step: int | None = None, names: Iterable[str] | None = None) -> "Snapshot":
+        """A zero-copy view of a snapshot: `with ck.open() as snap: snap.state`.
+
+        Tensors stored in one piece are read-only numpy views straight into
+        the daemon's shared memory (verified on the way in from NVMe, served
+        from DRAM when still hot); tensors split over several chunks, or
+        packed with others, are views as well when their chunk holds them
+        whole, and assembled copies otherwise. The views are valid until the
+        snapshot is closed (the leases are released then). The whole
+        snapshot must fit in the namespace's DRAM arena.
+        """
+        self._raise_pending()
+        m = self.manifest(step)
+        tensors = m["tensors"]
+        sel = list(range(len(tensors))) if names is None else [
+            i for i, t in enumerate(tensors)
+            if any(t["path"] == n or t["path"].startswith(n + ".") for n in names)]
+        need = sorted({seg[0] for i in sel for seg in tensors[i]["segments"]})
+        leases = self.c.get_many(self.ns, [self._chunk_key(m["chunks"][ci]) for ci in need])
+        by_chunk = dict(zip(need, leases))
+        try:
+            arrays = {}
+            for i in sel:
+                t = tensors[i]
+                segs = t["segments"]
+                if len(segs) == 1:
+                    ci, off, ln = segs[0]
+                    raw = by_chunk[ci].array[off:off + ln]      # zero-copy, read-only
+                else:
+                    raw = np.empty(t["nbytes"], dtype=np.uint8)
+                    pos = 0
+                    for ci, off, ln in segs:
+                        raw[pos:pos + ln] = by_chunk[ci].array[off:off + ln]
+                        pos += ln
+                    raw.flags.writeable = False
+                arrays[i] = _to_numpy(raw, t["dtype"], tuple(t["shape"]))
+            state = _unflatten(m["tree"], arrays)
+        except BaseException:
+            for ls in leases:
+                ls.release()
+            raise
+        return Snapshot(m["step"], state, leases)
+
     # ---- deleting ------------------------------------------------------------------------
 
     def delete(self, step: int) -> None:
         """Remove one snapshot; `latest` moves back if it pointed there."""
         self._raise_pending()
+        self._writable("delete")
         with self._lock:
             if step in self._inflight:
                 raise InvalidArgument(f"step {step} is being saved; wait for it first")
@@ -542,6 +619,7 @@ class CheckpointManager:
     def collect(self) -> int:
         """Delete chunks no manifest references (reference counts derived from
         the manifests, like free space from the catalog); returns how many."""
+        self._writable("collect")
         pre = f"{self.prefix}c/".encode()
         chunks = set(self.c.list(self.ns, pre))
         if not chunks:
@@ -564,6 +642,16 @@ class CheckpointManager:
         for i in range(0, len(garbage), 1024):
             self.c.delete_many(self.ns, garbage[i:i + 1024])
         return len(garbage)
+
+    def export(self, step: int | None, path, progress=None) -> dict:
+        """Write snapshot `step` (None: latest) to a .safetensors file."""
+        from tierd.safetensors_io import export_snapshot
+        return export_snapshot(self, step, path, progress)
+
+    def import_(self, step: int, path, progress=None) -> dict:
+        """Save a .safetensors file as snapshot `step`; returns once persisted."""
+        from tierd.safetensors_io import import_snapshot
+        return import_snapshot(self, step, path, progress)
 
     def close(self) -> None:
         self._bg.shutdown(wait=True)

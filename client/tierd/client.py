@@ -692,10 +692,13 @@ class Client:
             self._retrying(lambda: self._call("persist", {"ns": ns, "keys": part}))
 
     def checkpoints(self, run: str, keep_last: int = 3, *, ns: str = "default",
-                    chunk_bytes: int = 16 << 20):
-        """A CheckpointManager for one training run (see tierd.checkpoint)."""
+                    chunk_bytes: int = 16 << 20, readonly: bool = False):
+        """A CheckpointManager for one training run (see tierd.checkpoint).
+
+        One writer per run; readers pass readonly=True."""
         from tierd.checkpoint import CheckpointManager
-        return CheckpointManager(self, run, keep_last=keep_last, ns=ns, chunk_bytes=chunk_bytes)
+        return CheckpointManager(self, run, keep_last=keep_last, ns=ns, chunk_bytes=chunk_bytes,
+                                 readonly=readonly)
 
     def status(self) -> dict:
         """The daemon's status document (tiers, namespaces, backlog)."""

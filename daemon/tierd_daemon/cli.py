@@ -20,6 +20,8 @@ EPILOG = """\
 examples:
   tierd serve                     run the daemon in the foreground (systemd: tierd.service)
   tierd demo                      start tierd and drive a checkpoint + KV workload through it
+  tierd ckpt ls run-42            list a training run's checkpoints
+  tierd ckpt export run-42 latest out.safetensors
   tierd fsck                      verify the default store (catalog, space, checksums)
   tierd fsck --data-dir /var/lib/tierd --json
   tierd --config /etc/tierd/tierd.toml fsck
@@ -81,6 +83,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     from tierd_daemon.cli_objects import add_commands
     p.object_handlers = add_commands(sub, common)
+    from tierd_daemon.cli_ckpt import add_commands as add_ckpt_commands
+    p.object_handlers.update(add_ckpt_commands(sub, common))
     return p
 
 

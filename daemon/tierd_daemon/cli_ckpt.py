@@ -130,16 +130,12 @@ def add_commands(sub, common: argparse.ArgumentParser) -> dict[str, Callable[[ar
 # ---- helpers ----------------------------------------------------------------------------
 
 def _manager(c, args, reader: bool):
-    """A CheckpointManager for args.run. Readers never collect garbage: opening a
-    plain manager collects chunks no manifest references, which would delete the
-    chunks of a save that a trainer has in flight right now."""
+    """A CheckpointManager for args.run. ls/show/export open it read-only: they
+    must not collect, they cannot see a live trainer's in-flight chunks.
+    import/rm act as the run's writer (do not run them while a trainer writes
+    the same run)."""
     from tierd.checkpoint import CheckpointManager
-    if reader:
-        class _Reader(CheckpointManager):
-            def collect(self) -> int:
-                return 0
-        return _Reader(c, args.run, keep_last=NO_KEEP_LIMIT, ns=args.ns)
-    return CheckpointManager(c, args.run, keep_last=NO_KEEP_LIMIT, ns=args.ns)
+    return CheckpointManager(c, args.run, keep_last=NO_KEEP_LIMIT, ns=args.ns, readonly=reader)
 
 
 def _when(t) -> str:

@@ -88,6 +88,7 @@ class ServerConfig:
     max_frame: int = 1 * MiB
     lease_timeout_s: float = 300.0   # a lease not released by then is dropped
     alloc_timeout_s: float = 10.0    # backpressure wait before TierFull
+    shutdown_stall_s: float = 15.0   # on SIGTERM, give up write-back after this long without progress
 
 
 @dataclass(frozen=True)

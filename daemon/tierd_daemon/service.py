@@ -145,6 +145,29 @@ class Daemon:
             "clients": self._clients,
         }
 
+    def _final_flush(self) -> dict:
+        """Write back all dirty data; wait as long as write-back makes progress.
+
+        Data that cannot be written (NVMe full, a namespace over its quota)
+        would otherwise hold shutdown forever: after `stall_s` without
+        progress, give up and say exactly what is lost. Returns {ns: bytes lost}.
+        """
+        stall_s = self.config.server.shutdown_stall_s
+        last, since = -1, time.monotonic()
+        while not self.tier.flush(timeout=1.0):
+            st = self.tier.status()
+            done = sum(s["flushed_bytes"] for s in st.values())
+            if done != last:
+                last, since = done, time.monotonic()
+            elif time.monotonic() - since > stall_s:
+                lost = {ns: s["dirty_bytes"] for ns, s in st.items() if s["dirty_bytes"]}
+                log.error("shutdown: write-back made no progress for %.0f s; staged data NOT "
+                          "persisted and lost: %s (the store is full or a namespace is over "
+                          "its nvme_bytes quota)", stall_s,
+                          ", ".join(f"{ns}: {format_size(n)}" for ns, n in lost.items()))
+                return lost
+        return {}
+
     def healthy(self) -> bool:
         """For the systemd watchdog: the threads that move data are alive."""
         return self.tier.flusher.is_alive() and self.tier.reaper.is_alive() and (
@@ -186,6 +209,7 @@ class Daemon:
         sdnotify.ready(summary)
         watchdog = sdnotify.Watchdog(self.healthy)
         watchdog.start()
+        rc = 0
         try:
             while not stop.wait(5.0):
                 st = self.tier.status()
@@ -201,15 +225,18 @@ class Daemon:
                 pass
             t0 = time.monotonic()
             sdnotify.status("flushing dirty data to NVMe")
-            self.tier.flush()
-            log.info("flushed dirty data in %.2f s", time.monotonic() - t0)
+            lost = self._final_flush()
+            if lost:
+                rc = 1
+            else:
+                log.info("flushed dirty data in %.2f s", time.monotonic() - t0)
             self.tier.stop()
             watchdog.stop()
             if self.metrics is not None:
                 self.metrics.stop()
             self.store.close()
             log.info("tierd stopped")
-        return 0
+        return rc
 
 
 def serve(config: Config) -> int:

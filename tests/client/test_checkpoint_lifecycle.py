@@ -64,7 +64,8 @@ def test_lazy_save_contract(daemon):
 
 
 def test_background_error_surfaces_on_wait_and_next_call(daemon_factory):
-    d = daemon_factory(extra='[namespaces.tight]\ndram_bytes = "32MiB"\nnvme_bytes = "2MiB"\n')
+    d = daemon_factory(extra='[namespaces.tight]\ndram_bytes = "32MiB"\nnvme_bytes = "2MiB"\n',
+                       server_extra="shutdown_stall_s = 2")
     with tierd.connect(d.socket) as c:
         ck = c.checkpoints("full", ns="tight")
         h = ck.save(1, {"w": np.ones(4 * MiB // 4, np.float32)})   # staged fine, cannot persist
@@ -75,3 +76,42 @@ def test_background_error_surfaces_on_wait_and_next_call(daemon_factory):
             ck.steps()                   # the next call reports it once...
         assert ck.steps() == []          # ...then the manager carries on
         assert ck.latest() is None
+    # Shutdown cannot write the staged data back: it says so and exits 1
+    # instead of hanging.
+    assert d.stop() == 1
+    assert "NOT persisted and lost: tight: 4.0 MiB" in d.log()
+
+
+def test_zero_copy_open_is_hot_and_read_only(daemon):
+    with tierd.connect(daemon.socket) as c:
+        ck = c.checkpoints("zc")
+        s = state_for(3)
+        ck.save(3, s).wait("persisted")
+        with ck.open() as snap:
+            w = snap.state["model"]["w"]
+            assert np.array_equal(w, s["model"]["w"]) and not w.flags.writeable
+            assert w.base is not None                 # a view, not a copy
+            assert snap.state["opt"]["step"] == 3
+            assert c.status()["namespaces"]["default"]["leases"] > 0
+        assert c.status()["namespaces"]["default"]["leases"] == 0
+        # Served from DRAM while hot: no NVMe reads for the second open.
+        before = c.status()["namespaces"]["default"]["hits_nvme"]
+        with ck.open() as snap:
+            assert np.array_equal(snap.state["opt"]["m"], s["opt"]["m"])
+        assert c.status()["namespaces"]["default"]["hits_nvme"] == before
+
+
+def test_reader_never_collects_a_writers_inflight_chunks(daemon):
+    with tierd.connect(daemon.socket) as c:
+        w = c.checkpoints("shared")
+        w.save(1, state_for(1)).wait("persisted")
+        h = w.save(2, state_for(2), lazy=True)
+        h.wait("staged")                               # chunks staged, manifest not yet
+        r = c.checkpoints("shared", readonly=True)     # a reader opens meanwhile
+        with pytest.raises(tierd.InvalidArgument, match="read-only"):
+            r.save(3, {})
+        with pytest.raises(tierd.InvalidArgument, match="read-only"):
+            r.collect()
+        h.wait("persisted")
+        assert r.steps() == [1, 2]
+        np.testing.assert_array_equal(r.load(2)["model"]["w"], state_for(2)["model"]["w"])

@@ -522,7 +522,9 @@ class DramTier:
             with self.cond:
                 while not self._stop and not self.flush_queue:
                     self.cond.wait()
-                if self._stop and not self.flush_queue:
+                # stop() comes after the service's final flush (which waits
+                # while write-back progresses): whatever is left cannot be written.
+                if self._stop:
                     return
                 batch = self._take_batch_locked()
             if batch:
@@ -593,7 +595,8 @@ class DramTier:
                               len(batch), t.ns, err)
                     self._flush_error_logged = True
                 self.cond.notify_all()
-                self.cond.wait(1.0)          # back off before retrying
+                if not self._stop:
+                    self.cond.wait(1.0)      # back off before retrying
                 for e in batch:
                     if e.state == DIRTY:
                         e.error = None
