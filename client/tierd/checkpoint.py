@@ -290,6 +290,7 @@ class CheckpointManager:
         self.chunk_bytes = chunk_bytes
         self.prefix = f"ckpt/{run}/"
         self._bg = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix=f"tierd-ckpt-{run}")
+        self._hash_pool = concurrent.futures.ThreadPoolExecutor(2, thread_name_prefix="tierd-hash")
         self._lock = threading.Lock()
         self._inflight: dict[int, SaveHandle] = {}
         self._pinned: set[bytes] = set()       # chunks of saves not yet committed
@@ -415,7 +416,12 @@ class CheckpointManager:
     def _stage(self, tensors: list[_Tensor]) -> list[str]:
         """Copy the new chunks into the DRAM tier (staged); returns every chunk's hash."""
         plan = self._plan(tensors)
-        hashes = [self._hash(buf) for buf, _ in plan]
+        if sum(buf.size for buf, _ in plan) >= 64 << 20 and len(plan) > 1:
+            # xxh3 releases the GIL: hash on two cores while the state is
+            # large enough for it to matter (it is on the blocking path).
+            hashes = list(self._hash_pool.map(self._hash, [buf for buf, _ in plan]))
+        else:
+            hashes = [self._hash(buf) for buf, _ in plan]
         keys = [self._chunk_key(h) for h in hashes]
         with self._lock:
             self._pinned.update(keys)
@@ -655,6 +661,7 @@ class CheckpointManager:
 
     def close(self) -> None:
         self._bg.shutdown(wait=True)
+        self._hash_pool.shutdown(wait=True)
         self._raise_pending()
 
     def __enter__(self) -> "CheckpointManager":

@@ -35,7 +35,7 @@ from tierd_daemon.store.allocator import Extent
 log = logging.getLogger("tierd.dram")
 
 PENDING, DIRTY, FLUSHING, CLEAN, LOADING = "pending", "dirty", "flushing", "clean", "loading"
-FLUSH_BATCH_BYTES = 32 << 20
+FLUSH_BATCH_BYTES = 64 << 20   # per store commit: amortizes its syncs; reads use their own ring
 MAX_LEASES = 1 << 20
 
 
