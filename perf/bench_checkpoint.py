@@ -718,10 +718,11 @@ def bench(args) -> dict:
                 t.close()
             except Exception as e:  # noqa: BLE001 - report, keep cleaning up
                 log(f"bench_checkpoint: closing {t.name}: {e}")
-        loop.close()
-        res["dropped_caches"] = bool(_DROP_OK)
-        res["machine_dir"] = "/tmp"
-        shutil.rmtree(root, ignore_errors=True)
+        try:
+            loop.close()
+        finally:
+            res["dropped_caches"] = bool(_DROP_OK)
+            shutil.rmtree(root, ignore_errors=True)
     for name, r in res["tools"].items():
         r["median"] = {k: med(r[k]) for k in ("blocking", "durable", "staged", "slowdown",
                                                  "restore", "loop_alone", "loop_during")}

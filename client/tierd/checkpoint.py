@@ -416,33 +416,43 @@ class CheckpointManager:
     def _stage(self, tensors: list[_Tensor]) -> list[str]:
         """Copy the new chunks into the DRAM tier (staged); returns every chunk's hash."""
         plan = self._plan(tensors)
-        if sum(buf.size for buf, _ in plan) >= 64 << 20 and len(plan) > 1:
-            # xxh3 releases the GIL: hash on two cores while the state is
-            # large enough for it to matter (it is on the blocking path).
-            hashes = list(self._hash_pool.map(self._hash, [buf for buf, _ in plan]))
-        else:
-            hashes = [self._hash(buf) for buf, _ in plan]
-        keys = [self._chunk_key(h) for h in hashes]
-        with self._lock:
-            self._pinned.update(keys)
-        # Content addressing: a chunk already stored (an unchanged tensor) is
-        # not written again.
-        uniq = list(dict.fromkeys(keys))
-        have = dict(zip(uniq, self.c.contains_many(self.ns, uniq)))
-        todo, seen = [], set()
-        for k, (buf, itemsize) in zip(keys, plan):
-            if not have[k] and k not in seen:
+        # Batches of ~4 chunks: while batch k is copied into the arena, the
+        # pool hashes batch k+1 (xxh3 releases the GIL), so hashing hides
+        # behind the copy instead of adding to the time the trainer blocks.
+        batches, cur, nb = [], [], 0
+        for item in plan:
+            cur.append(item)
+            nb += item[0].size
+            if nb >= 4 * self.chunk_bytes or len(cur) >= 256:
+                batches.append(cur)
+                cur, nb = [], 0
+        if cur:
+            batches.append(cur)
+
+        def hash_batch(b):
+            return [self._hash(buf) for buf, _ in b]
+
+        hashes: list[str] = []
+        seen: set[bytes] = set()
+        nxt = self._hash_pool.submit(hash_batch, batches[0]) if batches else None
+        for n, b in enumerate(batches):
+            hs = nxt.result()
+            nxt = self._hash_pool.submit(hash_batch, batches[n + 1]) if n + 1 < len(batches) else None
+            hashes.extend(hs)
+            keys = [self._chunk_key(h) for h in hs]
+            with self._lock:
+                self._pinned.update(keys)
+            # Content addressing: a chunk already stored (an unchanged
+            # tensor) is not written again.
+            uniq = [k for k in dict.fromkeys(keys) if k not in seen]
+            have = dict(zip(uniq, self.c.contains_many(self.ns, uniq))) if uniq else {}
+            todo = []
+            for k, (buf, itemsize) in zip(keys, b):
+                if k in have and not have[k] and k not in seen:
+                    todo.append((k, buf, itemsize))
                 seen.add(k)
-                todo.append((k, buf, itemsize))
-        batch, nbytes = [], 0
-        for item in todo:
-            batch.append(item)
-            nbytes += item[1].size
-            if nbytes >= 4 * self.chunk_bytes or len(batch) >= 256:
-                self.c.put_many(self.ns, batch, durability="staged")
-                batch, nbytes = [], 0
-        if batch:
-            self.c.put_many(self.ns, batch, durability="staged")
+            if todo:
+                self.c.put_many(self.ns, todo, durability="staged")
         return hashes
 
     def _commit(self, step: int, tree, tensors: list[_Tensor], hashes: list[str]) -> None:
@@ -529,15 +539,17 @@ class CheckpointManager:
                 need.setdefault(ci, []).append((i, pos, off, ln))
                 pos += ln
         order = sorted(need)
-        batch_bytes = max(4 * self.chunk_bytes, 1)
-        i = 0
-        while i < len(order):
-            part, nb = [], 0
-            while i < len(order) and (not part or nb < batch_bytes):
-                part.append(order[i])
-                nb += self.chunk_bytes
-                i += 1
-            leases = self.c.get_many(self.ns, [self._chunk_key(m["chunks"][ci]) for ci in part])
+        per = max(4, 1)                    # chunks per request (64 MiB with 16 MiB chunks)
+        parts = [order[i:i + per] for i in range(0, len(order), per)]
+        keys_of = lambda part: [self._chunk_key(m["chunks"][ci]) for ci in part]  # noqa: E731
+        ahead = None
+        for n, part in enumerate(parts):
+            if ahead is not None:
+                ahead.result()             # the next batch is in DRAM now (or raise)
+            leases = self.c.get_many(self.ns, keys_of(part))
+            # While this batch is copied out (fresh memory: page faults), the
+            # daemon already reads the next one from NVMe into DRAM.
+            ahead = self.c.prefetch(self.ns, keys_of(parts[n + 1])) if n + 1 < len(parts) else None
             try:
                 for ci, ls in zip(part, leases):
                     src = ls.array
@@ -546,6 +558,8 @@ class CheckpointManager:
             finally:
                 for ls in leases:
                     ls.release()
+        if ahead is not None:
+            ahead.result()
         arrays = {ti: _rebuild(outs[ti], tensors[ti], as_torch) for ti in sel}
         return _unflatten(m["tree"], arrays)
 

@@ -78,8 +78,8 @@ def build_parser() -> argparse.ArgumentParser:
                        "from NVMe, write KV-cache-style blocks, then remove the demo's objects "
                        "and stop the daemon it started.")
     d.add_argument("--size", default="256MiB", help="bytes of state to write (default 256MiB)")
-    d.add_argument("--chunk", default="4MiB", help="object size (default 4MiB)")
-    d.add_argument("--rounds", type=int, default=3, help="save/restore rounds (default 3)")
+    d.add_argument("--chunk", default="16MiB", help="checkpoint chunk size (default 16MiB)")
+    d.add_argument("--rounds", type=int, default=3, help="checkpoint steps (default 3)")
 
     from tierd_daemon.cli_objects import add_commands
     p.object_handlers = add_commands(sub, common)

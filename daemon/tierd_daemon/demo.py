@@ -1,15 +1,16 @@
 """`tierd demo`: the README's main job. Start the daemon on its built-in
 default (or use one already running), and drive a real workload through it:
 
-1. checkpoint-style: a training state (bf16 weights, fp32 Adam moments)
-   saved as chunked objects through shared memory, restored and verified;
+1. checkpoints: a training state (bf16 weights, fp32 Adam moments) saved
+   at several steps with the checkpoint API (staged in DRAM, persisted in
+   the background, unchanged chunks stored once), restored and verified;
 2. a cold restore: the daemon is restarted (SIGTERM flushes to NVMe) and
    the state comes back from NVMe, verified;
 3. KV-cache-style: 4 KiB blocks keyed by chained hashes in the cache
    namespace, and a prefix read back in one request.
 
-The checkpoint API (issue 4), KV pools and ANN index will replace the raw
-object calls here as they land.
+KV pools and the ANN index will replace the raw object calls of step 3 as
+they land.
 """
 from __future__ import annotations
 
@@ -47,13 +48,6 @@ def make_state(nbytes: int, seed: int = 0) -> dict[str, np.ndarray]:
         "optim.exp_avg": rng.standard_normal(n_m, dtype=np.float32) * 1e-3,
         "optim.exp_avg_sq": np.abs(rng.standard_normal(n_m, dtype=np.float32)) * 1e-6,
     }
-
-
-def chunks_of(state: dict[str, np.ndarray], chunk: int):
-    for name, arr in state.items():
-        flat = arr.reshape(-1).view(np.uint8)
-        for i, off in enumerate(range(0, flat.nbytes, chunk)):
-            yield f"{name}/{i:06d}", flat[off:off + chunk]
 
 
 class DaemonHandle:
@@ -124,34 +118,37 @@ def run_demo(args) -> int:
 
 def _workload(tierd, d: DaemonHandle, started: bool, size: int, chunk: int, rounds: int) -> int:
     state = make_state(size)
-    pieces = list(chunks_of(state, chunk))
-    total = sum(p.nbytes for _, p in pieces)
-    batch = 16
+    total = sum(a.nbytes for a in state.values())
+    run = "demo-run"
     with tierd.connect(d.cfg.server.socket) as c:
         st = c.status()
         print(f"tierd {st['server']['version']} on {st['server']['socket']}: store "
               f"{format_size(st['store']['capacity_bytes'])} ({st['store']['engine']}), "
               f"namespaces {', '.join(sorted(st['namespaces']))}")
-        print(f"checkpoint: state {format_size(total)} in {len(pieces)} objects of "
-              f"{format_size(chunk)}, {rounds} rounds")
-        for r in range(rounds):
-            prefix = f"demo/step-{r:04d}/"
+        ck = c.checkpoints(run, keep_last=2, ns=NS, chunk_bytes=chunk)
+        print(f"checkpoint run {run!r}: state {format_size(total)} (bf16 weights, fp32 Adam "
+              f"moments), {rounds} steps, chunks of {format_size(chunk)}")
+        for step in range(1, rounds + 1):
+            # A training step changes part of the optimizer state.
+            part = state["optim.exp_avg"]
+            part[: part.size // 8] += np.float32(1e-4)
             t0 = time.perf_counter()
-            for i in range(0, len(pieces), batch):
-                c.put_many(NS, [(prefix + k, v) for k, v in pieces[i:i + batch]])
-                _progress("save", min(i + batch, len(pieces)), len(pieces))
-            t_staged = time.perf_counter() - t0
-            c.flush(NS)
+            h = ck.save(step, {"state": state, "step": step, "lr": 3e-4})
+            t_block = time.perf_counter() - t0
+            h.wait("persisted")
             t_durable = time.perf_counter() - t0
             t0 = time.perf_counter()
-            bad = _restore_and_verify(c, prefix, pieces, batch)
+            got = ck.load(step)
             t_load = time.perf_counter() - t0
-            if bad:
-                print(f"round {r}: {len(bad)} objects differ after restore: {bad[:3]}")
+            bad = [k for k in state if not np.array_equal(state[k], got["state"][k])]
+            if bad or got["step"] != step:
+                print(f"step {step}: restore differs: {bad[:3]}")
                 return 1
-            print(f"round {r}: staged in DRAM {total / t_staged / 2**20:7.0f} MiB/s, durable "
-                  f"{total / t_durable / 2**20:7.0f} MiB/s, restore {total / t_load / 2**20:7.0f} "
-                  "MiB/s (verified, zero-copy)")
+            print(f"step {step}: training blocked {t_block * 1e3:6.1f} ms, durable after "
+                  f"{t_durable * 1e3:6.1f} ms, restore {total / t_load / 2**20:6.0f} MiB/s "
+                  "(verified)")
+        print(f"snapshots kept: {ck.steps()}, latest {ck.latest()}")
+        ck.close()
     if started:
         # Cold restore: restart the daemon (SIGTERM flushes), read from NVMe.
         rc = d.stop()
@@ -160,42 +157,23 @@ def _workload(tierd, d: DaemonHandle, started: bool, size: int, chunk: int, roun
             return 1
         d.start()
     with tierd.connect(d.cfg.server.socket) as c:
-        prefix = f"demo/step-{rounds - 1:04d}/"
+        ck = c.checkpoints(run, keep_last=2, ns=NS, chunk_bytes=chunk)
         t0 = time.perf_counter()
-        bad = _restore_and_verify(c, prefix, pieces, batch)
+        got = ck.load()
         t_cold = time.perf_counter() - t0
-        if bad:
-            print(f"cold restore: {len(bad)} objects differ: {bad[:3]}")
+        if any(not np.array_equal(state[k], got["state"][k]) for k in state):
+            print("cold restore differs")
             return 1
-        tiers = {c.stat(NS, prefix + pieces[0][0])["tier"]}
-        print(f"cold restore after restart: {total / t_cold / 2**20:7.0f} MiB/s from NVMe, "
-              f"bit-exact (now in {', '.join(tiers)})")
+        print(f"cold restore of step {ck.latest()} after a daemon restart: "
+              f"{total / t_cold / 2**20:6.0f} MiB/s from NVMe, bit-exact")
         _kv_blocks(c)
         ns = c.status()["namespaces"][NS]
         print(f"namespace {NS!r}: DRAM {format_size(ns['dram_used'])} of "
-              f"{format_size(ns['dram_bytes'])} in use, NVMe {format_size(ns['nvme_used'])}; "
-              f"since the restart {ns['hits_dram']} DRAM hits, {ns['hits_nvme']} promoted "
-              "from NVMe")
-        for r in range(rounds):
-            p = f"demo/step-{r:04d}/"
-            c.delete_many(NS, [p + k for k, _ in pieces])
+              f"{format_size(ns['dram_bytes'])} in use, NVMe {format_size(ns['nvme_used'])}")
+        for step in ck.steps():
+            ck.delete(step)
+        ck.close()
     return 0
-
-
-def _restore_and_verify(c, prefix: str, pieces, batch: int) -> list[str]:
-    bad = []
-    for i in range(0, len(pieces), batch):
-        part = pieces[i:i + batch]
-        leases = c.get_many(NS, [prefix + k for k, _ in part])
-        try:
-            for (k, v), lease in zip(part, leases):
-                if not np.array_equal(lease.array, v):
-                    bad.append(k)
-        finally:
-            for lease in leases:
-                lease.release()
-        _progress("restore", min(i + batch, len(pieces)), len(pieces))
-    return bad
 
 
 def _kv_blocks(c, n_blocks: int = 256, block: int = 4096) -> None:
