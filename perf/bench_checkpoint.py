@@ -830,18 +830,10 @@ def notes(res: dict, argv: list[str]) -> list[str]:
 
 
 def record(path: str, argv: list[str], rows: list[str], note_lines: list[str]) -> None:
-    from tierd_perf.record import machine_line
-    when = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
+    from tierd_perf.record import append_section
     cmd = "python perf/bench_checkpoint.py " + " ".join(shlex.quote(x) for x in argv)
-    text = "\n".join([f"### {when} — checkpoint save/restore vs torch, safetensors, DCP (issue 4)",
-                      "", f"- command: `{cmd.strip()}`", f"- machine: {machine_line('/tmp')}", "",
-                      *rows, "", *note_lines, ""]) + "\n"
-    new = not os.path.exists(path)
-    with open(path, "a", encoding="utf-8") as f:
-        if new:
-            f.write("# Performance results\n\nAppended by `tierd-perf run ... --record "
-                    "perf/RESULTS.md`; never edited by hand.\n\n")
-        f.write(text)
+    append_section(path, "checkpoint save/restore vs torch, safetensors, DCP (issue 4)", cmd,
+                   [*rows, "", *note_lines], "/tmp")
     log(f"bench_checkpoint: results appended to {path}")
 
 

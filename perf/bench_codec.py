@@ -144,18 +144,10 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def record(path: str, argv: list[str], rows: list[str], notes: list[str]) -> None:
-    from tierd_perf.record import machine_line
-    when = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
+    from tierd_perf.record import append_section
     cmd = "python perf/bench_codec.py " + " ".join(shlex.quote(x) for x in argv)
-    text = "\n".join([f"### {when} — codec: dtype-aware (grouped) compression of checkpoint "
-                      "chunks (issue 4)", "", f"- command: `{cmd.strip()}`",
-                      f"- machine: {machine_line('/tmp')}", "", *rows, "", *notes, ""]) + "\n"
-    new = not os.path.exists(path)
-    with open(path, "a", encoding="utf-8") as f:
-        if new:
-            f.write("# Performance results\n\nAppended by `tierd-perf run ... --record "
-                    "perf/RESULTS.md`; never edited by hand.\n\n")
-        f.write(text)
+    append_section(path, "codec: dtype-aware (grouped) compression of checkpoint chunks "
+                   "(issue 4)", cmd, [*rows, "", *notes], "/tmp")
     print(f"bench_codec: results appended to {path}")
 
 

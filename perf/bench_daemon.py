@@ -352,18 +352,10 @@ def notes(a: dict, b: dict, c: dict) -> list[str]:
 
 
 def record(path: str, argv: list[str], rows: list[str], note_lines: list[str], root: str) -> None:
-    from tierd_perf.record import machine_line
-    when = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
+    from tierd_perf.record import append_section
     cmd = "python perf/bench_daemon.py " + " ".join(shlex.quote(x) for x in argv)
-    text = "\n".join([f"### {when} — daemon: DRAM hits, small-batch latency, NVMe gets (issue 3)",
-                      "", f"- command: `{cmd.strip()}`", f"- machine: {machine_line(root)}", "",
-                      *rows, "", *note_lines, ""]) + "\n"
-    new = not os.path.exists(path)
-    with open(path, "a", encoding="utf-8") as f:
-        if new:
-            f.write("# Performance results\n\nAppended by `tierd-perf run ... --record "
-                    "perf/RESULTS.md`; never edited by hand.\n\n")
-        f.write(text)
+    append_section(path, "daemon: DRAM hits, small-batch latency, NVMe gets (issue 3)", cmd,
+                   [*rows, "", *note_lines], root)
     log(f"bench_daemon: results appended to {path}")
 
 

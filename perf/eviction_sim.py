@@ -153,14 +153,8 @@ def replay(policy_name, trace, capacity):
 
 
 def _cpu_model():
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown CPU"
+    from tierd_perf.record import _cpu_model as cpu_model   # one reader of /proc/cpuinfo
+    return cpu_model()
 
 
 def main(argv=None):

@@ -87,11 +87,26 @@ def section(argv: list[str], comparisons: list[dict], data_dir: str) -> str:
     return "\n".join(lines) + "\n"
 
 
-def append(path: str, argv: list[str], comparisons: list[dict], data_dir: str) -> None:
+HEADER = ("# Performance results\n\nAppended by the benchmarks' `--record perf/RESULTS.md` "
+          "(tierd-perf, perf/bench_*.py); never edited by hand.\n\n")
+
+
+def write(path: str, text: str) -> None:
+    """Append one section to the results file (created with its header)."""
     new = not os.path.exists(path)
     with open(path, "a", encoding="utf-8") as f:
         if new:
-            f.write("# Performance results\n\nAppended by `tierd-perf run ... --record "
-                    "perf/RESULTS.md`; never edited by hand.\n\n")
-        f.write(section(argv, comparisons, data_dir))
+            f.write(HEADER)
+        f.write(text)
+
+
+def append_section(path: str, title: str, command: str, body: list[str], data_dir: str) -> None:
+    """The shape every benchmark records: date and title, command, machine, body."""
+    when = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
+    write(path, "\n".join([f"### {when} — {title}", "", f"- command: `{command.strip()}`",
+                           f"- machine: {machine_line(data_dir)}", "", *body, ""]) + "\n")
+
+
+def append(path: str, argv: list[str], comparisons: list[dict], data_dir: str) -> None:
+    write(path, section(argv, comparisons, data_dir))
     print(f"tierd-perf: results appended to {path}", file=sys.stderr)
