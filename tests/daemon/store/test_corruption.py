@@ -59,3 +59,16 @@ def test_cache_namespace_corruption_is_a_miss(store, disk_dir):
     assert store.usage().used_bytes == 0
     store.put("cache", "c", data)
     assert store.get("cache", "c").tobytes() == data
+
+
+def test_damage_in_a_pipelined_batch_is_named_and_releases_pins(store, disk_dir):
+    # More than one pipeline group (16 MiB): the damaged object is in the
+    # first group while the next group is still being read.
+    data = {f"g{i}": os.urandom(4 * MiB) for i in range(10)}
+    store.put_many("default", list(data.items()))
+    flip_byte(store, disk_dir, "default", "g1", 100)
+    with pytest.raises(ChecksumError, match="g1"):
+        store.get_many("default", list(data))
+    assert not store._pins, "pins left behind by a failed batch"
+    got = store.get_many("default", [k for k in data if k != "g1"])
+    assert all(g.tobytes() == data[k] for g, k in zip(got, [k for k in data if k != "g1"]))
