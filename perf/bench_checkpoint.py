@@ -741,9 +741,9 @@ def table(res: dict) -> list[str]:
     mm = res["median"]
     nbytes = res["bytes"]
     peers = [n for n in res["tools"] if n not in TIERD_TOOLS]
-    rows = [f"| tool | blocking | time until durable | compute-loop slowdown | cold restore "
-            f"| bytes on disk | blocking / memcpy | durable / fio write | restore / fio read "
-            f"(bandwidth) |",
+    rows = ["| tool | blocking | time until durable | compute-loop slowdown | cold restore "
+            "| bytes on disk | blocking / memcpy | durable / fio write | restore / fio read "
+            "(bandwidth) |",
             "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
     rows.append(f"| memcpy of the state (baseline) | {ms(mm['memcpy'])} | | | | | 1.00x | | |")
     rows.append(f"| fio seq write / read, same bytes (baseline) | | {ms(mm['fio_write'])} | | "

@@ -20,7 +20,6 @@ bytes), one thread.
 from __future__ import annotations
 
 import argparse
-import os
 import shlex
 import statistics
 import sys

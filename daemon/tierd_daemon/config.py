@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import shutil
 import tomllib
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import dataclass, fields, replace
 
 from tierd.errors import InvalidArgument
 from tierd_daemon.store.config import NamespaceConfig, StoreConfig

@@ -28,15 +28,6 @@ from tierd_daemon.units import format_size, parse_size
 NS = "default"
 
 
-def _progress(label: str, done: int, total: int) -> None:
-    if not sys.stderr.isatty():
-        return
-    width = 30
-    filled = width * done // max(total, 1)
-    print(f"\r{label:<10} [{'#' * filled}{'.' * (width - filled)}] {done}/{total}",
-          end="\n" if done >= total else "", file=sys.stderr, flush=True)
-
-
 def make_state(nbytes: int, seed: int = 0) -> dict[str, np.ndarray]:
     """A training state of about nbytes: 1/5 bf16 weights, 4/5 fp32 Adam moments."""
     rng = np.random.default_rng(seed)

@@ -127,3 +127,19 @@ class Clock:
 
     def runtime_ns(self, now: int) -> int:
         return now - self.measure_start if self.measure_start is not None else 0
+
+
+def object_batch(blocks: Blocks, dirs: Directions, keys: list, n: int) -> tuple[list, list]:
+    """The next batch of an object workload: (keys to read, keys to write).
+
+    Each object appears at most once per batch (a batch cannot put one key
+    twice), so a random batch may come out a little smaller than n.
+    """
+    which = list(dict.fromkeys(blocks.take(n).tolist()))
+    is_read = dirs.take(len(which))
+    if is_read is True:
+        return [keys[b] for b in which], []
+    if is_read is False:
+        return [], [keys[b] for b in which]
+    return ([keys[b] for b, r in zip(which, is_read) if r],
+            [keys[b] for b, r in zip(which, is_read) if not r])

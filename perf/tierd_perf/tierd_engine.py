@@ -31,7 +31,7 @@ import time
 
 import numpy as np
 
-from tierd_perf.common import Blocks, Clock, Directions, Progress, ThreadResult
+from tierd_perf.common import Blocks, Clock, Directions, Progress, ThreadResult, object_batch
 from tierd_perf.jobfile import Job
 
 NS = "default"
@@ -233,16 +233,8 @@ def run_thread(job: Job, idx: int, socket_path: str, progress: Progress) -> Thre
         clock = Clock(job)
         while (step := clock.next_batch(measured, nb, progress.stop)) is not None:
             measuring, n = step
-            # A batch names each object once (a batch cannot put one key twice).
-            which = list(dict.fromkeys(blocks.take(n).tolist()))
-            n = len(which)
-            is_read = dirs.take(n)
-            if is_read is True or is_read is False:
-                rd = [keys[b] for b in which] if is_read else []
-                wr = [] if is_read else [keys[b] for b in which]
-            else:
-                rd = [keys[b] for b, r in zip(which, is_read) if r]
-                wr = [keys[b] for b, r in zip(which, is_read) if not r]
+            rd, wr = object_batch(blocks, dirs, keys, n)
+            n = len(rd) + len(wr)
             t0 = time.perf_counter_ns()
             if wr:
                 c.put_many(NS, list(zip(wr, views)), durability=job.durability)

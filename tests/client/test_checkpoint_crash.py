@@ -10,8 +10,6 @@ import subprocess
 import sys
 import time
 
-import numpy as np
-
 import tierd
 from ckpt_writer import state_for
 from test_checkpoint_roundtrip import assert_same

@@ -86,6 +86,7 @@ class Arena:
     def _create(ns: str, nbytes: int) -> tuple[int, str]:
         name = f"tierd-{ns}"
         if nbytes % HUGE == 0 and _hugetlb_free_bytes() >= nbytes:
+            fd = -1
             try:
                 fd = os.memfd_create(name, os.MFD_CLOEXEC | os.MFD_HUGETLB)
                 os.ftruncate(fd, nbytes)
@@ -93,10 +94,8 @@ class Arena:
                 return fd, "hugetlb"
             except OSError as e:
                 log.info("arena %s: hugetlbfs pages refused (%s); using shmem", ns, e)
-                try:
+                if fd >= 0:
                     os.close(fd)
-                except Exception:
-                    pass
         fd = os.memfd_create(name, os.MFD_CLOEXEC)
         try:
             os.ftruncate(fd, nbytes)

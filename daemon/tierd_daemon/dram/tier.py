@@ -23,9 +23,7 @@ import itertools
 import logging
 import threading
 import time
-from dataclasses import dataclass, field
-
-import numpy as np
+from dataclasses import dataclass
 
 from tierd.errors import InvalidArgument, LeaseExpired, NotFound, TierFull, UnknownNamespace
 from tierd_daemon.dram.arena import Arena

@@ -15,11 +15,12 @@ import socket
 import time
 
 from tierd import __version__
-from tierd.errors import (InvalidArgument, NotFound, PermissionDenied, ProtocolError,
+from tierd.errors import (InvalidArgument, PermissionDenied, ProtocolError,
                           TierdError)
 from tierd.protocol import (DURABILITIES, PROTOCOL_VERSION, FrameReader, as_key,
                             check_request, error_reply, pack)
 from tierd_daemon.server.peer import Peer, peer_of
+from tierd_daemon.store.catalog import check_key
 
 log = logging.getLogger("tierd.server")
 
@@ -236,13 +237,7 @@ class Connection:
 
     @staticmethod
     def _key(k) -> bytes:
-        key = as_key(k)
-        if not key:
-            raise InvalidArgument("key must not be empty")
-        from tierd_daemon.store.catalog import MAX_KEY_BYTES
-        if len(key) > MAX_KEY_BYTES:
-            raise InvalidArgument(f"key of {len(key)} bytes exceeds the limit of {MAX_KEY_BYTES}")
-        return key
+        return check_key(as_key(k))
 
     @staticmethod
     def _ints(xs: list, what: str) -> list[int]:
@@ -260,6 +255,3 @@ def handle(daemon, sock: socket.socket) -> None:
         sock.close()
         return
     conn.serve()
-
-
-__all__ = ["Connection", "handle", "NotFound"]

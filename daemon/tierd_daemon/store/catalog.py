@@ -75,7 +75,11 @@ class Record:
         return cls(enc, lsize, ssize, csum, mtime, tuple(exts), flags)
 
 
-def encode_key(ns: str, key: bytes | str) -> bytes:
+def check_key(key: bytes | str) -> bytes:
+    """A valid object key as bytes (str is UTF-8); InvalidArgument otherwise.
+
+    The one place keys are validated: the store and the daemon's protocol
+    layer both call it."""
     if isinstance(key, str):
         key = key.encode("utf-8")
     elif isinstance(key, (bytearray, memoryview)):
@@ -86,7 +90,11 @@ def encode_key(ns: str, key: bytes | str) -> bytes:
         raise InvalidArgument("key must not be empty")
     if len(key) > MAX_KEY_BYTES:
         raise InvalidArgument(f"key of {len(key)} bytes exceeds the limit of {MAX_KEY_BYTES}")
-    return ns.encode() + b"\0" + key
+    return key
+
+
+def encode_key(ns: str, key: bytes | str) -> bytes:
+    return ns.encode() + b"\0" + check_key(key)
 
 
 def decode_key(ckey: bytes) -> tuple[str, bytes]:

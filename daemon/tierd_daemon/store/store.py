@@ -537,7 +537,7 @@ class Store:
                 raise InvalidArgument(f"out has {len(out)} buffers for {len(keys)} keys")
             dsts = [_as_bytes_array(o) for o in out]
             if not all(d.flags.writeable for d in dsts):
-                raise InvalidArgument("out must be writable buffers")
+                raise InvalidArgument("out must be a writable buffer (not bytes or a read-only array)")
         pinned = self._lookup_and_pin(ns, keys)
         cleanup: list = []
         try:
@@ -549,8 +549,8 @@ class Store:
             jobs, post = [], []
             for dst, (ckey, rec) in zip(dsts, pinned):
                 if dst is not None and dst.nbytes < rec.logical_size:
-                    raise InvalidArgument(f"out buffer of {dst.nbytes} bytes is too small for "
-                                          f"{decode_key(ckey)[1]!r} ({rec.logical_size} bytes)")
+                    raise InvalidArgument(f"out holds {dst.nbytes} bytes, the object "
+                                          f"{decode_key(ckey)[1]!r} has {rec.logical_size}")
                 if rec.encoding == ENC_RAW:
                     jobs.append((dst, rec.extents, rec.stored_size))
                     post.append((dst, dst))
@@ -563,13 +563,16 @@ class Store:
             cleanup.append(reading.close)   # waits for a read still in flight
             for lo, hi in reading:
                 for (src, dst), (ckey, rec) in zip(post[lo:hi], pinned[lo:hi]):
-                    arr = self._decode_verify(ns, policy, ckey, rec, src[:rec.stored_size])
+                    # Raw objects were read into dst itself; grouped ones decode
+                    # straight into it; zstd ones come back as a new buffer.
+                    into = dst[:rec.logical_size] if dst is not None else None
+                    arr = self._decode_verify(ns, policy, ckey, rec, src[:rec.stored_size], into)
                     if out is None:
                         arr.flags.writeable = False
                         results.append(arr)
                     else:
-                        if arr is not src[:rec.stored_size] and rec.encoding != ENC_RAW:
-                            dst[:rec.logical_size] = arr
+                        if rec.encoding == ENC_ZSTD:
+                            into[:] = arr
                         results.append(rec.logical_size)
             return results
         finally:
@@ -620,22 +623,15 @@ class Store:
         Zero-copy when `out` is page-aligned and holds the object's whole
         pages (aligned_buffer gives such memory); staged otherwise.
         """
-        if isinstance(out, (bytes,)) or (isinstance(out, np.ndarray) and not out.flags.writeable):
-            raise InvalidArgument("out must be a writable buffer")
-        try:
-            return self.get_many(ns, [key], out=[out])[0]
-        except InvalidArgument as e:
-            if "too small" in str(e):
-                raise InvalidArgument(f"out holds {_as_bytes_array(out).nbytes} bytes, the object "
-                                      f"has {self.stat(ns, key).size}") from None
-            raise
+        return self.get_many(ns, [key], out=[out])[0]
 
-    def _decode_verify(self, ns, policy, ckey: bytes, rec: Record, stored: np.ndarray) -> np.ndarray:
+    def _decode_verify(self, ns, policy, ckey: bytes, rec: Record, stored: np.ndarray,
+                       into: np.ndarray | None = None) -> np.ndarray:
         try:
             if rec.encoding == ENC_ZSTD:
                 arr = np.frombuffer(codec.zstd_decompress(stored, rec.logical_size), dtype=np.uint8)
             elif rec.encoding == ENC_GROUPED:
-                arr = grouped.decode(stored, rec.logical_size)
+                arr = grouped.decode(stored, rec.logical_size, out=into)
             else:
                 arr = stored
             ok = arr.nbytes == rec.logical_size and codec.checksum(arr) == rec.checksum

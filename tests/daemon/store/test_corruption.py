@@ -6,23 +6,9 @@ import os
 import pytest
 
 from tierd.errors import ChecksumError, NotFound
+from store_helpers import flip_byte
 
 MiB = 1 << 20
-
-
-def flip_byte(store, disk_dir, ns, key, offset_in_object):
-    """Flip one byte of an object on disk, through the page cache-free file."""
-    rec = store._catalog.get(ns.encode() + b"\0" + key.encode())
-    e = rec.extents[0]
-    path = disk_dir / "store" / f"data.{e.file:03d}"
-    pos = e.page * store.page + offset_in_object
-    with open(path, "r+b") as f:
-        f.seek(pos)
-        b = f.read(1)
-        f.seek(pos)
-        f.write(bytes([b[0] ^ 0x40]))
-        f.flush()
-        os.fsync(f.fileno())
 
 
 @pytest.mark.parametrize("offset", [0, 4096 + 17, MiB - 1])

@@ -10,7 +10,8 @@ import pytest
 from tierd.errors import ChecksumError, InvalidArgument, NotFound
 from tierd_daemon.dio import aligned_buffer
 from tierd_daemon.store import NamespaceConfig, grouped
-from tierd_daemon.store.catalog import ENC_GROUPED, ENCODINGS, Record
+from tierd_daemon.store.catalog import ENC_GROUPED, ENCODINGS
+from store_helpers import flip_byte as _flip
 
 MiB = 1 << 20
 
@@ -128,20 +129,6 @@ def test_survives_reopen(make_store, disk_dir):
     s = make_store(namespaces=NAMESPACES)
     assert s.stat("ckpt", "w").encoding == "grouped"
     assert np.array_equal(s.get("ckpt", "w"), w)
-
-
-def _flip(store, disk_dir, ns, key, offset):
-    rec: Record = store._catalog.get(ns.encode() + b"\0" + key.encode())
-    e = rec.extents[0]
-    pos = e.page * store.page + offset
-    with open(disk_dir / "store" / f"data.{e.file:03d}", "r+b") as f:
-        f.seek(pos)
-        b = f.read(1)
-        f.seek(pos)
-        f.write(bytes([b[0] ^ 0x40]))
-        f.flush()
-        os.fsync(f.fileno())
-    return rec
 
 
 @pytest.mark.parametrize("where", ["header", "table", "raw plane", "zstd plane", "tail"])
