@@ -409,7 +409,10 @@ class DramTier:
         """
         if not entries:
             return []
-        views = [t.arena.view(e.extent, e.size) for e in entries]
+        # Whole-page views: the extent owns its last page, so the store can
+        # read the final partial page straight into the arena (a view cut at
+        # e.size would send it through the staging pool: a needless copy).
+        views = [t.arena.view(e.extent, e.extent.npages * self.page) for e in entries]
         try:
             sizes = self.store.get_many(t.ns, [e.key for e in entries], out=views)
             return [sz == e.size for sz, e in zip(sizes, entries)]
