@@ -52,13 +52,12 @@ class Arena:
             raise ProtocolError(f"{what} in namespace {self.ns!r}: offset {offset!r} + size "
                                 f"{size!r} lies outside the arena of {self.arena_bytes} bytes")
 
-    def write(self, offset: int, src: np.ndarray) -> None:
-        """Copy a flat uint8 array into the arena at offset (one memcpy)."""
-        n = src.size
-        if n == 0:
-            return
-        self._check(offset, n, "alloc")
-        self.view[offset:offset + n] = src
+    def slice(self, offset: int, size: int) -> np.ndarray:
+        """A writable uint8 view of [offset, offset+size): an allocation to fill."""
+        if size == 0:
+            return np.empty(0, np.uint8)
+        self._check(offset, size, "alloc")
+        return self.view[offset:offset + size]
 
     def read_view(self, offset: int, size: int) -> np.ndarray:
         """A read-only uint8 view of [offset, offset+size) of the arena (no copy)."""

@@ -26,6 +26,10 @@ Layout (keys in the namespace, all under `ckpt/<run>/`):
                                 shape, chunk list and checksums, and the
                                 non-tensor state (scalars, strings, bytes)
     latest                      the step of the newest persisted snapshot
+A save copies each chunk once, straight into arena space reserved for it
+(two copy threads; that copy is all an eager save blocks for), then names
+it by the hash of the arena copy and commits it with if_absent on a
+background thread: the daemon drops a chunk whose name exists.
 A snapshot becomes visible in one catalog transaction (manifest + latest
 together, `atomic` commit) after all of its chunks are persisted. Chunks no
 manifest references (a save that died half-way, retention, delete) are
@@ -43,6 +47,7 @@ Anything else raises TypeError naming its path, e.g. "state['opt'][3]".
 from __future__ import annotations
 
 import concurrent.futures
+import os
 import re
 import threading
 import time
@@ -52,10 +57,11 @@ from typing import Any, Iterable
 import msgpack
 import numpy as np
 
-from tierd.errors import InvalidArgument, NotFound, TierdError
+from tierd.errors import DaemonUnavailable, InvalidArgument, NotFound, TierdError
 
 FORMAT = 1
 PACK_MAX = 1 << 20            # tensors below this are packed together into shared chunks
+_BATCH_CHUNKS = 1024          # chunks per reserve/commit request (frame size)
 _RUN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,127}$")
 LEVELS = ("staged", "persisted")
 
@@ -70,6 +76,28 @@ class _Tensor:
     shape: tuple
     itemsize: int
     segments: list = field(default_factory=list)   # [(chunk index, offset, length)]
+
+
+@dataclass
+class _Chunk:
+    """One stored object of a snapshot: `parts` are (offset, flat uint8 source)."""
+    nbytes: int
+    itemsize: int             # dtype hint for the namespace's compression
+    parts: list
+    members: list = field(default_factory=list)   # packed tensors (their segments)
+
+
+def _fill(dst: np.ndarray, chunk: _Chunk) -> None:
+    """Copy a chunk's parts into dst, zeroing the gaps (stable hashes)."""
+    pos = 0
+    for off, src in chunk.parts + [(chunk.nbytes, None)]:
+        assert off >= pos, "a chunk's parts are in order and do not overlap"
+        if off > pos:
+            dst[pos:off].fill(0)
+        if src is None:
+            break
+        np.copyto(dst[off:off + src.size], src)
+        pos = off + src.size
 
 
 def _path(parent: str, key) -> str:
@@ -273,7 +301,8 @@ class Snapshot:
 
 class CheckpointManager:
     def __init__(self, client, run: str, keep_last: int = 3, ns: str = "default",
-                 chunk_bytes: int = 16 << 20, readonly: bool = False) -> None:
+                 chunk_bytes: int = 16 << 20, readonly: bool = False,
+                 copy_threads: int = 2) -> None:
         if not isinstance(run, str) or not _RUN.match(run):
             raise InvalidArgument(f"run name {run!r}: use 1-128 letters, digits, '_', '.', '-'")
         if not isinstance(keep_last, int) or keep_last < 1:
@@ -281,7 +310,7 @@ class CheckpointManager:
                                   "never removed)")
         if not (1 << 20) <= chunk_bytes <= (256 << 20) or chunk_bytes % 4096:
             raise InvalidArgument("chunk_bytes must be 1 MiB..256 MiB, a multiple of 4 KiB")
-        import xxhash   # the daemon's hash; needed only by checkpoints, not by `import tierd`
+        import xxhash   # needed only by checkpoints, not by `import tierd`
         self._hash = xxhash.xxh3_128_hexdigest
         self.c = client
         self.run = run
@@ -290,10 +319,18 @@ class CheckpointManager:
         self.chunk_bytes = chunk_bytes
         self.prefix = f"ckpt/{run}/"
         self._bg = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix=f"tierd-ckpt-{run}")
-        self._hash_pool = concurrent.futures.ThreadPoolExecutor(2, thread_name_prefix="tierd-hash")
+        # Copying is memory-bound: two threads reach most of a socket's
+        # bandwidth on the hosts measured; more only add contention.
+        self._copy_pool = concurrent.futures.ThreadPoolExecutor(
+            min(copy_threads, os.cpu_count() or 1), thread_name_prefix="tierd-ckpt-copy")
+        self._stager = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="tierd-ckpt-lazy")
+        # Names (hashes) and commits staged chunks while the caller goes on.
+        self._namer = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="tierd-ckpt-name")
         self._lock = threading.Lock()
+        self._gc_lock = threading.Lock()       # pins vs. collect's deletes
         self._inflight: dict[int, SaveHandle] = {}
         self._pinned: set[bytes] = set()       # chunks of saves not yet committed
+        self._collecting = 0
         self._error: BaseException | None = None
         # The writer (one per run) reclaims what a crashed save left. A reader
         # must not: it cannot see the writer's in-flight chunks.
@@ -344,23 +381,35 @@ class CheckpointManager:
                 raise InvalidArgument(f"step {step} is already being saved")
             self._inflight[step] = h
         if lazy:
-            self._bg.submit(self._run_save, h, tree, tensors, True)
+            # Its own thread: the copy must not queue behind the previous
+            # save's background work (manifest commit, retention).
+            named = self._stager.submit(self._stage_lazy, h, tensors)
+            self._bg.submit(self._run_save, h, tree, tensors, named)
         else:
             try:
-                chunks = self._stage(tensors)
+                named = self._copy_in(tensors)
             except BaseException as e:
                 self._finish(h, e)
                 raise
             h._staged.set()
-            self._bg.submit(self._run_save, h, tree, tensors, False, chunks)
+            self._bg.submit(self._run_save, h, tree, tensors, named)
         return h
 
-    def _run_save(self, h: SaveHandle, tree, tensors, lazy: bool, chunks=None) -> None:
+    def _stage_lazy(self, h: SaveHandle, tensors) -> list[concurrent.futures.Future]:
         try:
-            if lazy:
-                chunks = self._stage(tensors)
-                h._staged.set()
-            self._commit(h.step, tree, tensors, chunks)
+            named = self._copy_in(tensors)
+        except BaseException as e:
+            h._fail(e)          # wakes wait("staged") now; _run_save does the bookkeeping
+            raise
+        h._staged.set()
+        return named
+
+    def _run_save(self, h: SaveHandle, tree, tensors, named) -> None:
+        try:
+            if isinstance(named, concurrent.futures.Future):    # lazy
+                named = named.result()
+            hashes = [x for f in named for x in f.result()]
+            self._commit(h.step, tree, tensors, hashes)
             h._persisted.set()
             self._retain()
             self._finish(h, None)
@@ -373,87 +422,129 @@ class CheckpointManager:
             if err is not None:
                 h._fail(err)
                 self._error = err
-            if not self._inflight:
+            if not self._inflight and not self._collecting:
                 self._pinned.clear()
 
-    def _plan(self, tensors: list[_Tensor]) -> list[tuple[np.ndarray, int]]:
-        """Chunks (bytes, itemsize): big tensors cut into chunk_bytes pieces,
-        small ones packed together so thousands of them cost few objects."""
-        chunks: list[tuple[np.ndarray, int]] = []
-        pack: list[_Tensor] = []
-        pack_bytes = 0
-
-        def flush_pack():
-            nonlocal pack, pack_bytes
-            if not pack:
-                return
-            buf = np.zeros(pack_bytes, dtype=np.uint8)   # zeroed padding: stable hashes
-            off = 0
-            for t in pack:
-                buf[off:off + t.data.size] = t.data
-                t.segments = [(len(chunks), off, t.data.size)]
-                off += -(-t.data.size // 64) * 64
-            chunks.append((buf, 1))
-            pack, pack_bytes = [], 0
-
+    def _plan(self, tensors: list[_Tensor]) -> list[_Chunk]:
+        """Chunks: big tensors cut into chunk_bytes pieces, small ones packed
+        together (64-byte aligned) so thousands of them cost few objects."""
+        chunks: list[_Chunk] = []
+        pack = _Chunk(0, 1, [])
         for t in tensors:
             n = t.data.size
             if n < PACK_MAX:
                 need = -(-n // 64) * 64
-                if pack_bytes + need > self.chunk_bytes:
-                    flush_pack()
-                pack.append(t)
-                pack_bytes += need
+                if pack.nbytes + need > self.chunk_bytes:
+                    chunks.append(pack)
+                    pack = _Chunk(0, 1, [])
+                t.segments = [(None, pack.nbytes, n)]    # chunk index set below
+                pack.parts.append((pack.nbytes, t.data))
+                pack.nbytes += need
+                pack.members.append(t)
                 continue
             t.segments = []
             for off in range(0, n, self.chunk_bytes):
                 ln = min(self.chunk_bytes, n - off)
                 t.segments.append((len(chunks), 0, ln))
-                chunks.append((t.data[off:off + ln], t.itemsize))
-        flush_pack()
+                chunks.append(_Chunk(ln, t.itemsize, [(0, t.data[off:off + ln])]))
+        if pack.parts:
+            chunks.append(pack)
+        for i, c in enumerate(chunks):
+            for t in c.members:
+                _, off, ln = t.segments[0]
+                t.segments = [(i, off, ln)]
         return chunks
 
-    def _stage(self, tensors: list[_Tensor]) -> list[str]:
-        """Copy the new chunks into the DRAM tier (staged); returns every chunk's hash."""
+    def _copy_in(self, tensors: list[_Tensor]) -> list[concurrent.futures.Future]:
+        """Copy the state into the DRAM tier: what the caller waits for.
+
+        Each chunk is copied once, straight into arena space reserved for it
+        (unnamed), by the copy threads. Naming it (the hash of its bytes) and
+        committing happen on the namer thread, from the arena copy, after
+        the caller goes on: returns one future per batch, of its chunk hashes.
+        The namer starts early only when uncommitted batches would hold more
+        than half of the arena: the rest stays free for the flusher to drain,
+        so a state larger than the arena streams through instead of waiting
+        on its own uncommitted pages; a state that fits is copied with the
+        machine to itself.
+        """
         plan = self._plan(tensors)
-        # Batches of ~4 chunks: while batch k is copied into the arena, the
-        # pool hashes batch k+1 (xxh3 releases the GIL), so hashing hides
-        # behind the copy instead of adding to the time the trainer blocks.
-        batches, cur, nb = [], [], 0
-        for item in plan:
-            cur.append(item)
-            nb += item[0].size
-            if nb >= 4 * self.chunk_bytes or len(cur) >= 256:
-                batches.append(cur)
-                cur, nb = [], 0
-        if cur:
-            batches.append(cur)
+        arena = self.c.namespace_info(self.ns)["arena_bytes"]      # reconnects if needed
+        cap, limit = max(arena // 4, 1), arena // 2
+        failed = threading.Event()     # a failed batch: the later ones are aborted
+        named: list[concurrent.futures.Future] = []
+        held: list[tuple] = []         # copied, not yet handed to the namer
+        try:
+            for batch in self._batches(plan, cap):
+                need = sum(x.nbytes for x in batch)
+                while held and sum(r.nbytes for r in held) + need > limit:
+                    named.append(self._namer.submit(self._name_batch, held.pop(0), failed))
+                    named[-1].result()
+                r = self._reserve(batch)
+                try:
+                    futs = [self._copy_pool.submit(_fill, v, x) for v, x in zip(r.views, batch)]
+                    for f in futs:
+                        f.result()
+                except BaseException:
+                    r.abort()
+                    raise
+                held.append(r)
+            named += [self._namer.submit(self._name_batch, r, failed) for r in held]
+            held = []
+        except BaseException:
+            failed.set()
+            for r in held:
+                r.abort()
+            raise
+        return named
 
-        def hash_batch(b):
-            return [self._hash(buf) for buf, _ in b]
+    @staticmethod
+    def _batches(plan: list[_Chunk], cap: int):
+        batch: list[_Chunk] = []
+        nbytes = 0
+        for c in plan:
+            if batch and (nbytes + c.nbytes > cap or len(batch) >= _BATCH_CHUNKS):
+                yield batch
+                batch, nbytes = [], 0
+            batch.append(c)
+            nbytes += c.nbytes
+        if batch:
+            yield batch
 
-        hashes: list[str] = []
-        seen: set[bytes] = set()
-        nxt = self._hash_pool.submit(hash_batch, batches[0]) if batches else None
-        for n, b in enumerate(batches):
-            hs = nxt.result()
-            nxt = self._hash_pool.submit(hash_batch, batches[n + 1]) if n + 1 < len(batches) else None
-            hashes.extend(hs)
-            keys = [self._chunk_key(h) for h in hs]
-            with self._lock:
+    def _reserve(self, batch: list[_Chunk]):
+        from tierd.client import _ConnectionLost
+        c = self.c
+        try:
+            return c._reserve(self.ns, [x.nbytes for x in batch], [x.itemsize for x in batch],
+                              c._gen)
+        except _ConnectionLost as e:
+            raise DaemonUnavailable(f"lost the connection to tierd while staging a checkpoint "
+                                    f"of run {self.run!r} ({e}); save it again") from None
+
+    def _name_batch(self, r, failed: threading.Event) -> list[str]:
+        """Hash each chunk from its arena copy and commit it under that name;
+        the daemon drops chunks whose name exists (unchanged tensors)."""
+        from tierd.client import _ConnectionLost
+        if failed.is_set():
+            r.abort()
+            raise InvalidArgument("an earlier batch of this save failed")
+        try:
+            hashes = [self._hash(v) for v in r.views]
+            keys = [self._chunk_key(h) for h in hashes]
+            # Pinned before the daemon checks whether each key exists: a
+            # collect from now on keeps them (see collect()).
+            with self._gc_lock, self._lock:
                 self._pinned.update(keys)
-            # Content addressing: a chunk already stored (an unchanged
-            # tensor) is not written again.
-            uniq = [k for k in dict.fromkeys(keys) if k not in seen]
-            have = dict(zip(uniq, self.c.contains_many(self.ns, uniq))) if uniq else {}
-            todo = []
-            for k, (buf, itemsize) in zip(keys, b):
-                if k in have and not have[k] and k not in seen:
-                    todo.append((k, buf, itemsize))
-                seen.add(k)
-            if todo:
-                self.c.put_many(self.ns, todo, durability="staged")
-        return hashes
+            r._commit(keys, "staged", True, False)
+            return hashes
+        except BaseException as e:
+            failed.set()
+            r.abort()
+            if isinstance(e, _ConnectionLost):
+                raise DaemonUnavailable(f"lost the connection to tierd while staging a "
+                                        f"checkpoint of run {self.run!r} ({e}); its copy in "
+                                        "DRAM is gone: save it again") from None
+            raise
 
     def _commit(self, step: int, tree, tensors: list[_Tensor], hashes: list[str]) -> None:
         """All chunks persisted, then manifest + latest in one catalog transaction."""
@@ -640,6 +731,38 @@ class CheckpointManager:
         """Delete chunks no manifest references (reference counts derived from
         the manifests, like free space from the catalog); returns how many."""
         self._writable("collect")
+        # While a collect runs, pins are not cleared (_finish): a save that
+        # commits its manifest after we read the manifests keeps its chunks
+        # pinned until we are done.
+        with self._lock:
+            self._collecting += 1
+        try:
+            return self._collect()
+        finally:
+            with self._lock:
+                self._collecting -= 1
+                if not self._inflight and not self._collecting:
+                    self._pinned.clear()
+
+    def _get_present(self, keys: list[bytes]) -> list[bytes]:
+        """The bytes of those of `keys` that still exist (a manifest listed a
+        moment ago may be gone: retention or delete ran in between)."""
+        try:
+            leases = self.c.get_many(self.ns, keys)
+        except NotFound:
+            leases = []
+            for k in keys:
+                try:
+                    leases.append(self.c.get(self.ns, k))
+                except NotFound:
+                    pass
+        try:
+            return [ls.tobytes() for ls in leases]
+        finally:
+            for ls in leases:
+                ls.release()
+
+    def _collect(self) -> int:
         pre = f"{self.prefix}c/".encode()
         chunks = set(self.c.list(self.ns, pre))
         if not chunks:
@@ -648,20 +771,23 @@ class CheckpointManager:
         mpre = f"{self.prefix}m/".encode()
         mkeys = list(self.c.list(self.ns, mpre))
         for i in range(0, len(mkeys), 64):
-            leases = self.c.get_many(self.ns, mkeys[i:i + 64])
-            try:
-                for ls in leases:
-                    m = msgpack.unpackb(ls.tobytes(), raw=False)
-                    referenced.update(self._chunk_key(h) for h in m["chunks"])
-            finally:
-                for ls in leases:
-                    ls.release()
-        with self._lock:
-            referenced |= self._pinned
+            for blob in self._get_present(mkeys[i:i + 64]):
+                m = msgpack.unpackb(blob, raw=False)
+                referenced.update(self._chunk_key(h) for h in m["chunks"])
+        deleted = 0
         garbage = sorted(chunks - referenced)
         for i in range(0, len(garbage), 1024):
-            self.c.delete_many(self.ns, garbage[i:i + 1024])
-        return len(garbage)
+            # The pins are read and the keys deleted under _gc_lock, which a
+            # save takes to pin its chunks before the daemon's if_absent check:
+            # a chunk is either pinned here (kept) or deleted before that check
+            # (then stored again).
+            with self._gc_lock:
+                with self._lock:
+                    part = [k for k in garbage[i:i + 1024] if k not in self._pinned]
+                if part:
+                    self.c.delete_many(self.ns, part)
+            deleted += len(part)
+        return deleted
 
     def export(self, step: int | None, path, progress=None) -> dict:
         """Write snapshot `step` (None: latest) to a .safetensors file."""
@@ -674,8 +800,10 @@ class CheckpointManager:
         return import_snapshot(self, step, path, progress)
 
     def close(self) -> None:
+        self._stager.shutdown(wait=True)
         self._bg.shutdown(wait=True)
-        self._hash_pool.shutdown(wait=True)
+        self._copy_pool.shutdown(wait=True)
+        self._namer.shutdown(wait=True)
         self._raise_pending()
 
     def __enter__(self) -> "CheckpointManager":

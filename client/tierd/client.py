@@ -30,6 +30,7 @@ import numpy as np
 
 from tierd import protocol
 from tierd.arena import Arena, as_bytes_array
+from tierd.reservation import Reservation
 from tierd.errors import (
     DaemonUnavailable,
     InvalidArgument,
@@ -515,24 +516,60 @@ class Client:
                 f"{protocol.MAX_BATCH} objects, max_frame); split it or raise dram_bytes")
         for i, j in chunks:
             batch = prepared[i:j]
-            slots = self._call("alloc", {"ns": ns, "items": [
-                [k, int(a.size)] if isz == 1 else [k, int(a.size), isz] for k, a, isz in batch]},
-                               gen)
-            if not isinstance(slots, list) or len(slots) != len(batch):
-                raise ProtocolError(f"alloc: expected {len(batch)} slots, got {slots!r}")
-            tokens = [s.get("token") for s in slots]
+            r = self._reserve(ns, [int(a.size) for _, a, _ in batch],
+                              [isz for _, _, isz in batch], gen, keys=[k for k, _, _ in batch])
             try:
-                for (k, a, _), s in zip(batch, slots):
-                    arena.write(s["offset"], a)
-                args = {"ns": ns, "tokens": tokens, "durability": durability}
-                if atomic:
-                    args["atomic"] = True
-                self._call("commit", args, gen)
+                for (_, a, _), v in zip(batch, r.views):
+                    v[...] = a
+                r._commit(None, durability, False, atomic)
             except _ConnectionLost:
                 raise  # the daemon frees allocations of a connection that ends
             except BaseException:
-                self._abort(ns, tokens, gen)
+                r.abort()
                 raise
+
+    def _reserve(self, ns: str, sizes: list[int], itemsizes: list[int] | None, gen: int,
+                 keys: list[bytes] | None = None) -> Reservation:
+        """One alloc request; raises _ConnectionLost (for _retrying callers)."""
+        arena = self._arena(ns, gen)
+        itemsizes = itemsizes or [1] * len(sizes)
+        items = []
+        for n, (size, isz) in enumerate(zip(sizes, itemsizes)):
+            if not isinstance(size, int) or size < 0 or not 1 <= isz <= 64:
+                raise InvalidArgument(f"reserve: object {n}: size must be an int >= 0 and "
+                                      f"itemsize 1..64 (got {size!r}, {isz!r})")
+            k = keys[n] if keys is not None else None
+            items.append([k, size] if isz == 1 else [k, size, isz])
+        slots = self._call("alloc", {"ns": ns, "items": items}, gen)
+        if not isinstance(slots, list) or len(slots) != len(items):
+            raise ProtocolError(f"alloc: expected {len(items)} slots, got {slots!r}")
+        tokens = [s.get("token") for s in slots]
+        try:
+            views = [arena.slice(s["offset"], size) for s, size in zip(slots, sizes)]
+        except BaseException:
+            self._abort(ns, tokens, gen)
+            raise
+        return Reservation(self, ns, gen, tokens, views)
+
+    def reserve(self, ns: str, sizes: list[int], itemsizes: list[int] | None = None) -> Reservation:
+        """Arena space for len(sizes) objects to be written in place and named
+        at commit (see tierd.reservation). One request: the objects must fit in
+        a quarter of the namespace's arena and in protocol.MAX_BATCH.
+        """
+        sizes = list(sizes)
+        if itemsizes is not None and len(itemsizes) != len(sizes):
+            raise InvalidArgument("reserve: one itemsize per size")
+
+        def op():
+            arena = self._arena(ns, self._gen)
+            total = sum(int(n) for n in sizes)
+            if len(sizes) > protocol.MAX_BATCH or total > max(arena.arena_bytes // 4, 1):
+                raise InvalidArgument(
+                    f"reserve: {len(sizes)} objects of {total} bytes do not fit in one request "
+                    f"(at most {protocol.MAX_BATCH} objects and a quarter of the "
+                    f"{arena.arena_bytes}-byte arena); reserve in smaller batches")
+            return self._reserve(ns, sizes, itemsizes, self._gen)
+        return self._retrying(op)
 
     def _abort(self, ns: str, tokens: list, gen: int) -> None:
         try:

@@ -38,13 +38,21 @@ Operations (args -> result); see OPS for the exact argument types:
               Arena pages for puts; the client writes the bytes at offset and
               then commits. Waits (backpressure) up to the daemon's
               alloc_timeout for dirty data to be flushed, then TierFull.
-    commit    {ns, tokens: [int], durability: "staged" | "persisted", atomic: bool}
-              -> null
+              key may be null: the object is named at commit (`keys`), for
+              writers that learn the name from the bytes (content hashes).
+    commit    {ns, tokens: [int], durability: "staged" | "persisted", atomic: bool,
+               keys: [key], if_absent: bool}
+              -> null, or with if_absent [bool stored, ...]
               Makes the allocated objects visible (DRAM tier, dirty). With
               "persisted" the reply waits until they are on NVMe and in the
               catalog (fdatasync'ed in durable namespaces). With atomic, the
               objects reach the catalog together, in one transaction (a
               checkpoint's manifest and its `latest` pointer).
+              keys (one per token) names the objects, replacing the alloc
+              keys. With if_absent an object whose key already exists is
+              dropped instead (its pages freed, nothing written): stored
+              false. For content-addressed keys, where the same key means
+              the same bytes, that is deduplication.
     abort     {ns, tokens: [int]} -> null      frees uncommitted allocations
     get       {ns, keys: [key], lease: bool}
               -> [{"offset", "size", "tier": "dram"|"nvme", "lease": int|null}
@@ -84,7 +92,7 @@ OPS: dict[str, dict[str, tuple[Any, bool]]] = {
     "open_ns": {"ns": (str, True)},
     "alloc": {"ns": (str, True), "items": (list, True)},
     "commit": {"ns": (str, True), "tokens": (list, True), "durability": (str, False),
-               "atomic": (bool, False)},
+               "atomic": (bool, False), "keys": (list, False), "if_absent": (bool, False)},
     "abort": {"ns": (str, True), "tokens": (list, True)},
     "get": {"ns": (str, True), "keys": (list, True), "lease": (bool, False)},
     "release": {"leases": (list, True)},

@@ -28,7 +28,8 @@ Metrics (label values in braces):
 - ``tierd_bytes_written_total{ns,tier}``, ``tierd_bytes_read_total{ns,tier}``,
   ``tierd_hits_total{ns,tier}`` (tier = dram | nvme)
 - ``tierd_misses_total{ns}``, ``tierd_evictions_total{ns}``,
-  ``tierd_flushed_bytes_total{ns}``
+  ``tierd_flushed_bytes_total{ns}``, ``tierd_dedup_bytes_total{ns}`` (committed
+  with if_absent under a key that existed: not written again)
 - ``tierd_dram_bytes{ns,state}`` (clean | dirty | free),
   ``tierd_nvme_bytes{state}`` (used | free), ``tierd_flush_backlog_bytes{ns}``,
   ``tierd_leases{ns}``, ``tierd_clients``
@@ -158,6 +159,8 @@ class Metrics:
                                   ["ns"], registry=r)
         self._flushed = Counter("tierd_flushed_bytes", "Bytes flushed from DRAM to NVMe",
                                 ["ns"], registry=r)
+        self._dedup = Counter("tierd_dedup_bytes", "Bytes committed under a key that already "
+                              "existed (if_absent), so not written again", ["ns"], registry=r)
         self._latency = Histogram("tierd_request_seconds", "Request latency in seconds, by "
                                   "operation", ["op"], buckets=REQUEST_BUCKETS, registry=r)
         r.register(_GaugeCollector(gauges_fn))
@@ -203,6 +206,10 @@ class Metrics:
     def flushed(self, ns: str, nbytes: int) -> None:
         """Dirty bytes made clean by the flusher (after the catalog commit)."""
         self._flushed.labels(ns=ns).inc(nbytes)
+
+    def deduplicated(self, ns: str, nbytes: int) -> None:
+        """Bytes a commit with if_absent dropped because their key existed."""
+        self._dedup.labels(ns=ns).inc(nbytes)
 
     # ---- exposition ----------------------------------------------------
 

@@ -20,10 +20,12 @@ def test_same_state_twice_writes_almost_nothing(daemon):
         ck = c.checkpoints("dedup")
         s = state_for(1)
         ck.save(1, s).wait("persisted")
-        before = c.status()["namespaces"]["default"]["bytes_written"]
+        st = c.status()["namespaces"]["default"]
         ck.save(2, s).wait("persisted")
-        new = c.status()["namespaces"]["default"]["bytes_written"] - before
+        now = c.status()["namespaces"]["default"]
+        new = now["bytes_written"] - st["bytes_written"]
         assert new < 64 * 1024, f"an unchanged state wrote {new} new bytes"
+        assert now["dedup_bytes"] - st["dedup_bytes"] >= 3 * MiB    # recognised, not written
         s3 = dict(s, model=dict(s["model"], w=s["model"]["w"] + 1))   # one tensor changes
         before = c.status()["namespaces"]["default"]["bytes_written"]
         ck.save(3, s3).wait("persisted")

@@ -79,10 +79,15 @@ def test_failed_copy_aborts_allocation(daemon, monkeypatch):
         c.put("cache", "warm", b"x")       # namespace open, baseline taken after
         before = c.status()["namespaces"]["cache"]["dram_used"]
 
-        def boom(self, offset, src):
-            raise RuntimeError("copy failed")
-        monkeypatch.setattr(Arena, "write", boom)
-        with pytest.raises(RuntimeError):
+        real_slice = Arena.slice
+
+        def read_only(self, offset, size):
+            # The copy into the arena then fails (ValueError: read-only).
+            v = real_slice(self, offset, size)
+            v.flags.writeable = False
+            return v
+        monkeypatch.setattr(Arena, "slice", read_only)
+        with pytest.raises(ValueError, match="read-only"):
             c.put_many("cache", [(f"ab{i}", b"y" * 100_000) for i in range(10)])
         monkeypatch.undo()
         assert c.contains_many("cache", [f"ab{i}" for i in range(10)]) == [False] * 10

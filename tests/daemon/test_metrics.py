@@ -66,6 +66,7 @@ def test_scrape_counters_histogram_gauges(served):
     m.read("cache", "nvme", 512)
     m.evicted("cache", 3)
     m.flushed("default", 4096)
+    m.deduplicated("default", 1 << 20)
 
     status, ctype, text = _get(base + "/metrics")
     assert status == 200
@@ -83,6 +84,7 @@ def test_scrape_counters_histogram_gauges(served):
     assert s[("tierd_misses_total", (("ns", "cache"),))] == 1
     assert s[("tierd_evictions_total", (("ns", "cache"),))] == 3
     assert s[("tierd_flushed_bytes_total", (("ns", "default"),))] == 4096
+    assert s[("tierd_dedup_bytes_total", (("ns", "default"),))] == 1 << 20
 
     # Histogram: 40 us lands in the 50 us bucket, not the 25 us one; 3 s in 5 s.
     def bucket(op, le):

@@ -40,7 +40,7 @@ MAX_LEASES = 1 << 20
 @dataclass(eq=False)
 class Entry:
     ns: str
-    key: bytes
+    key: bytes | None          # None: allocated unnamed, named at commit
     extent: Extent
     size: int
     state: str
@@ -65,6 +65,7 @@ class NsStats:
     flushed_bytes: int = 0
     bytes_written: int = 0
     bytes_read: int = 0
+    dedup_bytes: int = 0       # committed with if_absent under an existing key: not written
 
 
 @dataclass
@@ -207,37 +208,79 @@ class DramTier:
                 break
         return evicted
 
-    def commit(self, ns: str, tokens: list[int], owner: int, atomic: bool = False) -> list[Entry]:
-        """Make pending objects visible (dirty); returns their entries.
+    def commit(self, ns: str, tokens: list[int], owner: int, atomic: bool = False,
+               keys: list[bytes] | None = None,
+               if_absent: bool = False) -> tuple[list[Entry], list[bool]]:
+        """Make pending objects visible (dirty).
 
+        keys: the objects' names, one per token, replacing the alloc keys (an
+        object allocated without a key must be named here).
+        if_absent: an object whose key already exists, in DRAM or on NVMe, is
+        dropped and its pages freed. With content-addressed keys (same key,
+        same bytes) that is deduplication: nothing is written twice.
         atomic: the entries reach the catalog together, in one store batch
         (the flusher never splits a group).
+
+        Returns (entries a "persisted" commit waits on, stored flags); for a
+        dropped object that entry is the existing DRAM version, if any.
         """
         t = self.tier(ns)
+        if len(set(tokens)) != len(tokens):
+            raise InvalidArgument("commit: a token appears twice")
         with self.cond:
             for tok in tokens:
                 got = self.pending.get(tok)
                 if got is None or got[1] != owner or got[0].ns != ns:
                     raise InvalidArgument(f"token {tok} is not a pending allocation of this "
                                           f"connection in namespace {ns!r}")
-            entries = [self.pending.pop(tok)[0] for tok in tokens]
+            entries = [self.pending[tok][0] for tok in tokens]
+            if keys is None:
+                unnamed = [tok for tok, e in zip(tokens, entries) if e.key is None]
+                if unnamed:
+                    raise InvalidArgument(f"commit: token {unnamed[0]} was allocated without a "
+                                          "key; pass keys (one per token)")
+            else:
+                assert len(keys) == len(entries), "the connection checks one key per token"
+                for e, k in zip(entries, keys):
+                    e.key = k
+            for tok in tokens:
+                del self.pending[tok]
         # No checksum here: the store computes it (xxh3, overlapped with the
         # write) when the flusher persists the object, and verifies it on
         # every NVMe read. A staged object lives only in DRAM until then.
         now = time.time_ns()
-        for e in entries:
-            e.mtime_ns = now
+        waits: list[Entry] = []
+        stored: list[bool] = []
+        dropped = 0
         with self.cond:
             group = next(self._ids) if atomic and len(entries) > 1 else 0
             for e in entries:
+                if if_absent:
+                    old = self.index.get((ns, e.key))
+                    # An LMDB lookup under the lock: a memory-mapped B-tree
+                    # read (microseconds), and it keeps check-and-insert whole.
+                    if old is not None or self.store.contains(ns, e.key):
+                        e.live = False
+                        t.arena.free(e.extent)
+                        dropped += e.size
+                        stored.append(False)
+                        if old is not None:
+                            waits.append(old)
+                        continue
+                stored.append(True)
+                e.mtime_ns = now
                 e.state = DIRTY
                 e.group = group
                 self._replace_locked(t, e)
                 t.dirty_bytes += e.size
                 t.stats.bytes_written += e.size
                 self.flush_queue.append(e)
+                waits.append(e)
+            t.stats.dedup_bytes += dropped
             self.cond.notify_all()
-        return entries
+        if dropped and self.metrics is not None:
+            self.metrics.deduplicated(ns, dropped)
+        return waits, stored
 
     def _replace_locked(self, t: NamespaceTier, e: Entry) -> None:
         k = (e.ns, e.key)
@@ -665,6 +708,7 @@ class DramTier:
                     "hit_rate_dram": round(s.hits_dram / lookups, 4) if lookups else None,
                     "evictions": s.evictions, "flushed_bytes": s.flushed_bytes,
                     "bytes_written": s.bytes_written, "bytes_read": s.bytes_read,
+                    "dedup_bytes": s.dedup_bytes,
                     "flush_backlog_bytes": t.dirty_bytes,
                 }
         return out

@@ -166,21 +166,31 @@ class Connection:
                     and all(isinstance(x, int) and not isinstance(x, bool) for x in it[1:])
                     and it[1] >= 0 and (len(it) == 2 or 1 <= it[2] <= 64)):
                 raise InvalidArgument("alloc: each item must be [key, nbytes >= 0] or "
-                                      "[key, nbytes, itemsize 1..64]")
-            parsed.append((self._key(it[0]), it[1], it[2] if len(it) == 3 else 1))
-        if len({p[0] for p in parsed}) != len(parsed):
+                                      "[key, nbytes, itemsize 1..64] (key null: named at commit)")
+            key = None if it[0] is None else self._key(it[0])
+            parsed.append((key, it[1], it[2] if len(it) == 3 else 1))
+        named = [p[0] for p in parsed if p[0] is not None]
+        if len(set(named)) != len(named):
             raise InvalidArgument("alloc: a key appears twice in one batch")
         return self.d.tier.alloc(ns, parsed, self.id)
 
-    def op_commit(self, ns: str, tokens: list, durability: str = "staged", atomic: bool = False):
+    def op_commit(self, ns: str, tokens: list, durability: str = "staged", atomic: bool = False,
+                  keys: list | None = None, if_absent: bool = False):
         self._opened(ns)
         if durability not in DURABILITIES:
             raise InvalidArgument(f"durability must be one of {', '.join(DURABILITIES)}, "
                                   f"not {durability!r}")
-        entries = self.d.tier.commit(ns, self._ints(tokens, "tokens"), self.id, atomic=atomic)
+        toks = self._ints(tokens, "tokens")
+        if keys is not None:
+            if len(keys) != len(toks):
+                raise InvalidArgument(f"commit: {len(keys)} keys for {len(toks)} tokens; "
+                                      "give one key per token")
+            keys = [self._key(k) for k in keys]
+        entries, stored = self.d.tier.commit(ns, toks, self.id, atomic=atomic, keys=keys,
+                                             if_absent=if_absent)
         if durability == "persisted":
             self.d.tier.wait_persisted(entries)
-        return None
+        return stored if if_absent else None
 
     def op_abort(self, ns: str, tokens: list):
         self._ns(ns)

@@ -47,6 +47,8 @@ def test_metrics_on_loopback_count_requests(daemon_factory):
         with c.get("default", "m"):
             pass
         c.get_many("default", ["m"])[0].release()
+        r = c.reserve("default", [10000])
+        assert r.commit(["m"], if_absent=True) == [False]     # deduplicated
         try:
             c.get("default", "absent")
         except tierd.NotFound:
@@ -55,6 +57,7 @@ def test_metrics_on_loopback_count_requests(daemon_factory):
     assert 'tierd_requests_total{op="commit"}' in body
     assert 'tierd_hits_total{ns="default",tier="dram"}' in body
     assert 'tierd_dram_bytes{ns="default",state="free"}' in body
+    assert 'tierd_dedup_bytes_total{ns="default"} 10000.0' in body
     assert "tierd_clients" in body and "tierd_request_seconds_bucket" in body
 
 
