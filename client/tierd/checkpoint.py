@@ -62,6 +62,7 @@ from tierd.errors import DaemonUnavailable, InvalidArgument, NotFound, TierdErro
 FORMAT = 1
 PACK_MAX = 1 << 20            # tensors below this are packed together into shared chunks
 _BATCH_CHUNKS = 1024          # chunks per reserve/commit request (frame size)
+_LOAD_CHUNKS_PER_REQUEST = 4  # a load reads 4 chunks while the previous 4 are copied out
 _RUN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,127}$")
 LEVELS = ("staged", "persisted")
 
@@ -630,8 +631,12 @@ class CheckpointManager:
                 need.setdefault(ci, []).append((i, pos, off, ln))
                 pos += ln
         order = sorted(need)
-        per = max(4, 1)                    # chunks per request (64 MiB with 16 MiB chunks)
+        per = _LOAD_CHUNKS_PER_REQUEST
         parts = [order[i:i + per] for i in range(0, len(order), per)]
+
+        def copy_out(ci: int, src: np.ndarray) -> None:
+            for ti, pos, off, ln in need[ci]:
+                outs[ti][pos:pos + ln] = src[off:off + ln]
         keys_of = lambda part: [self._chunk_key(m["chunks"][ci]) for ci in part]  # noqa: E731
         ahead = None
         for n, part in enumerate(parts):
@@ -642,10 +647,11 @@ class CheckpointManager:
             # daemon already reads the next one from NVMe into DRAM.
             ahead = self.c.prefetch(self.ns, keys_of(parts[n + 1])) if n + 1 < len(parts) else None
             try:
-                for ci, ls in zip(part, leases):
-                    src = ls.array
-                    for ti, pos, off, ln in need[ci]:
-                        outs[ti][pos:pos + ln] = src[off:off + ln]
+                # Copy threads: the copy-out is mostly page faults on fresh
+                # memory, and those scale with cores.
+                for f in [self._copy_pool.submit(copy_out, ci, ls.array)
+                          for ci, ls in zip(part, leases)]:
+                    f.result()
             finally:
                 for ls in leases:
                     ls.release()
