@@ -26,6 +26,7 @@ from tierd.errors import (
     UnsupportedFilesystem,
 )
 from tierd.client import Client, Lease, connect
+from tierd.reservation import Reservation
 
 __version__ = "0.1.0"
 
@@ -41,6 +42,7 @@ __all__ = [
     "NotFound",
     "PermissionDenied",
     "ProtocolError",
+    "Reservation",
     "StoreFull",
     "TierFull",
     "TierdError",
