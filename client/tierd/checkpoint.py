@@ -303,7 +303,7 @@ class Snapshot:
 class CheckpointManager:
     def __init__(self, client, run: str, keep_last: int = 3, ns: str = "default",
                  chunk_bytes: int = 16 << 20, readonly: bool = False,
-                 copy_threads: int = 2) -> None:
+                 copy_threads: int | None = None) -> None:
         if not isinstance(run, str) or not _RUN.match(run):
             raise InvalidArgument(f"run name {run!r}: use 1-128 letters, digits, '_', '.', '-'")
         if not isinstance(keep_last, int) or keep_last < 1:
@@ -311,6 +311,11 @@ class CheckpointManager:
                                   "never removed)")
         if not (1 << 20) <= chunk_bytes <= (256 << 20) or chunk_bytes % 4096:
             raise InvalidArgument("chunk_bytes must be 1 MiB..256 MiB, a multiple of 4 KiB")
+        cpus = os.cpu_count() or 1
+        if copy_threads is None:
+            copy_threads = min(cpus, max(2, min(8, cpus // 2)))
+        if not isinstance(copy_threads, int) or isinstance(copy_threads, bool) or copy_threads < 1:
+            raise InvalidArgument(f"copy_threads must be an int >= 1, not {copy_threads!r}")
         import xxhash   # needed only by checkpoints, not by `import tierd`
         self._hash = xxhash.xxh3_128_hexdigest
         self.c = client
@@ -320,10 +325,11 @@ class CheckpointManager:
         self.chunk_bytes = chunk_bytes
         self.prefix = f"ckpt/{run}/"
         self._bg = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix=f"tierd-ckpt-{run}")
-        # Copying is memory-bound: two threads reach most of a socket's
-        # bandwidth on the hosts measured; more only add contention.
+        # Copying is memory-bound: a few threads reach a socket's bandwidth
+        # (on this 2-core VM two are barely faster than one); default: half
+        # the cores, 2..8, never more than there are.
         self._copy_pool = concurrent.futures.ThreadPoolExecutor(
-            min(copy_threads, os.cpu_count() or 1), thread_name_prefix="tierd-ckpt-copy")
+            copy_threads, thread_name_prefix="tierd-ckpt-copy")
         self._stager = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="tierd-ckpt-lazy")
         # Names (hashes) and commits staged chunks while the caller goes on.
         self._namer = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="tierd-ckpt-name")
@@ -471,7 +477,10 @@ class CheckpointManager:
         """
         plan = self._plan(tensors)
         arena = self.c.namespace_info(self.ns)["arena_bytes"]      # reconnects if needed
-        cap, limit = max(arena // 4, 1), arena // 2
+        # Batches of an eighth of the arena: few round trips, and once the
+        # caller is free the namer commits the first batch soon, so the
+        # flusher starts early (measured against a quarter and a sixteenth).
+        cap, limit = max(arena // 8, 1), arena // 2
         failed = threading.Event()     # a failed batch: the later ones are aborted
         named: list[concurrent.futures.Future] = []
         held: list[tuple] = []         # copied, not yet handed to the namer

@@ -729,13 +729,15 @@ class Client:
             self._retrying(lambda: self._call("persist", {"ns": ns, "keys": part}))
 
     def checkpoints(self, run: str, keep_last: int = 3, *, ns: str = "default",
-                    chunk_bytes: int = 16 << 20, readonly: bool = False):
+                    chunk_bytes: int = 16 << 20, readonly: bool = False,
+                    copy_threads: int | None = None):
         """A CheckpointManager for one training run (see tierd.checkpoint).
 
-        One writer per run; readers pass readonly=True."""
+        One writer per run; readers pass readonly=True. copy_threads: threads
+        that copy tensors into shared memory (default: half the cores, 2..8)."""
         from tierd.checkpoint import CheckpointManager
         return CheckpointManager(self, run, keep_last=keep_last, ns=ns, chunk_bytes=chunk_bytes,
-                                 readonly=readonly)
+                                 readonly=readonly, copy_threads=copy_threads)
 
     def status(self) -> dict:
         """The daemon's status document (tiers, namespaces, backlog)."""
