@@ -101,6 +101,10 @@ def _fill(dst: np.ndarray, chunk: _Chunk) -> None:
         pos = off + src.size
 
 
+def _results(futures) -> list:
+    return [f.result() for f in futures]
+
+
 def _path(parent: str, key) -> str:
     return f"{parent}.{key}" if parent else str(key)
 
@@ -483,27 +487,33 @@ class CheckpointManager:
         cap, limit = max(arena // 8, 1), arena // 2
         failed = threading.Event()     # a failed batch: the later ones are aborted
         named: list[concurrent.futures.Future] = []
-        held: list[tuple] = []         # copied, not yet handed to the namer
+        # Reserved batches not yet handed to the namer, with their copy tasks:
+        # the next batch is reserved while the copy threads fill this one, so
+        # the round trips hide behind the copy.
+        held: list[tuple] = []
         try:
             for batch in self._batches(plan, cap):
                 need = sum(x.nbytes for x in batch)
-                while held and sum(r.nbytes for r in held) + need > limit:
-                    named.append(self._namer.submit(self._name_batch, held.pop(0), failed))
+                while held and sum(r.nbytes for r, _ in held) + need > limit:
+                    r, copies = held.pop(0)
+                    _results(copies)
+                    named.append(self._namer.submit(self._name_batch, r, failed))
                     named[-1].result()
                 r = self._reserve(batch)
-                try:
-                    futs = [self._copy_pool.submit(_fill, v, x) for v, x in zip(r.views, batch)]
-                    for f in futs:
-                        f.result()
-                except BaseException:
-                    r.abort()
-                    raise
-                held.append(r)
-            named += [self._namer.submit(self._name_batch, r, failed) for r in held]
+                held.append((r, [self._copy_pool.submit(_fill, v, x)
+                                 for v, x in zip(r.views, batch)]))
+            for _, copies in held:
+                _results(copies)
+            named += [self._namer.submit(self._name_batch, r, failed) for r, _ in held]
             held = []
         except BaseException:
             failed.set()
-            for r in held:
+            for r, copies in held:
+                for f in copies:
+                    f.cancel()
+                # A copy still running writes into r's pages: they go back to
+                # the daemon only after it stops.
+                concurrent.futures.wait(copies)
                 r.abort()
             raise
         return named
