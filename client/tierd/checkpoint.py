@@ -27,9 +27,10 @@ Layout (keys in the namespace, all under `ckpt/<run>/`):
                                 non-tensor state (scalars, strings, bytes)
     latest                      the step of the newest persisted snapshot
 A save copies each chunk once, straight into arena space reserved for it
-(two copy threads; that copy is all an eager save blocks for), then names
-it by the hash of the arena copy and commits it with if_absent on a
-background thread: the daemon drops a chunk whose name exists.
+(copy_threads threads, default half the cores, 2..8; that copy is all an
+eager save blocks for), then names it by the hash of the arena copy and
+commits it with if_absent on a background thread: the daemon drops a
+chunk whose name exists, so an unchanged tensor is never written again.
 A snapshot becomes visible in one catalog transaction (manifest + latest
 together, `atomic` commit) after all of its chunks are persisted. Chunks no
 manifest references (a save that died half-way, retention, delete) are
