@@ -24,6 +24,15 @@ class ThreadResult:
     # object of a store batch is charged the batch's wall time.
     lat_kind: str = "op"
 
+    def record_batch(self, dt_ns: int, nread: int, nwrite: int, bs: int) -> int:
+        """One object batch (store, daemon): every object is charged the
+        batch's wall time. Returns the bytes it moved."""
+        self.read_lat.record(dt_ns, nread)
+        self.write_lat.record(dt_ns, nwrite)
+        self.read_bytes += nread * bs
+        self.write_bytes += nwrite * bs
+        return (nread + nwrite) * bs
+
 
 class Progress:
     """Bytes done per thread, read by the progress line (no locking needed:

@@ -234,7 +234,6 @@ def run_thread(job: Job, idx: int, socket_path: str, progress: Progress) -> Thre
         while (step := clock.next_batch(measured, nb, progress.stop)) is not None:
             measuring, n = step
             rd, wr = object_batch(blocks, dirs, keys, n)
-            n = len(rd) + len(wr)
             t0 = time.perf_counter_ns()
             if wr:
                 c.put_many(NS, list(zip(wr, views)), durability=job.durability)
@@ -247,11 +246,7 @@ def run_thread(job: Job, idx: int, socket_path: str, progress: Progress) -> Thre
             dt = time.perf_counter_ns() - t0
             if not measuring:
                 continue
-            res.read_lat.record(dt, len(rd))
-            res.write_lat.record(dt, len(wr))
-            res.read_bytes += len(rd) * bs
-            res.write_bytes += len(wr) * bs
-            measured += n * bs
+            measured += res.record_batch(dt, len(rd), len(wr), bs)
             progress.done[idx] = measured
         res.runtime_ns = clock.runtime_ns(time.perf_counter_ns())
     return res
