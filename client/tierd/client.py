@@ -19,6 +19,7 @@ the restart keep their (old) memory readable, and releasing them is a no-op.
 from __future__ import annotations
 
 import concurrent.futures
+import operator
 import os
 import socket
 import threading
@@ -534,10 +535,16 @@ class Client:
         arena = self._arena(ns, gen)
         itemsizes = itemsizes or [1] * len(sizes)
         items = []
+        sizes = list(sizes)
         for n, (size, isz) in enumerate(zip(sizes, itemsizes)):
-            if not isinstance(size, int) or size < 0 or not 1 <= isz <= 64:
+            try:
+                size, isz = operator.index(size), operator.index(isz)   # numpy ints too
+            except TypeError:
+                size = isz = -1
+            if size < 0 or not 1 <= isz <= 64:
                 raise InvalidArgument(f"reserve: object {n}: size must be an int >= 0 and "
-                                      f"itemsize 1..64 (got {size!r}, {isz!r})")
+                                      f"itemsize 1..64 (got {sizes[n]!r}, {itemsizes[n]!r})")
+            sizes[n] = size
             k = keys[n] if keys is not None else None
             items.append([k, size] if isz == 1 else [k, size, isz])
         slots = self._call("alloc", {"ns": ns, "items": items}, gen)

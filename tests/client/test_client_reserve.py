@@ -109,3 +109,11 @@ def test_reservation_is_void_after_a_daemon_restart(daemon):
         with pytest.raises(tierd.DaemonUnavailable, match="reserve and write again"):
             r.commit(["k"])
         assert not c.contains("default", "k")          # the next call reconnects
+
+
+def test_sizes_may_be_numpy_ints_but_not_floats(daemon):
+    with tierd.connect(daemon.socket) as c:
+        with c.reserve("cache", np.array([5, 0], dtype=np.int64)) as r:
+            assert [v.size for v in r.views] == [5, 0]
+        with pytest.raises(tierd.InvalidArgument, match="size must be an int >= 0"):
+            c.reserve("cache", [1.5])
