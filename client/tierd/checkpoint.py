@@ -683,13 +683,15 @@ class CheckpointManager:
     def open(self, step: int | None = None, names: Iterable[str] | None = None) -> "Snapshot":
         """A zero-copy view of a snapshot: `with ck.open() as snap: snap.state`.
 
-        Tensors stored in one piece are read-only numpy views straight into
-        the daemon's shared memory (verified on the way in from NVMe, served
-        from DRAM when still hot); tensors split over several chunks, or
-        packed with others, are views as well when their chunk holds them
-        whole, and assembled copies otherwise. The views are valid until the
-        snapshot is closed (the leases are released then). The whole
-        snapshot must fit in the namespace's DRAM arena.
+        Every tensor is a read-only numpy view straight into the daemon's
+        shared memory (verified on the way in from NVMe, served from DRAM
+        when still hot): small tensors packed together are slices of their
+        chunk, and a tensor split over several chunks has those chunks'
+        pages mapped side by side in this process (no copy; see
+        tierd.stitch). The views are valid until the snapshot is closed (the
+        leases are released then). The whole snapshot must fit in the
+        namespace's DRAM arena. For writable arrays that outlive the
+        snapshot, use load().
         """
         self._raise_pending()
         m = self.manifest(step)
@@ -709,12 +711,7 @@ class CheckpointManager:
                     ci, off, ln = segs[0]
                     raw = by_chunk[ci].array[off:off + ln]      # zero-copy, read-only
                 else:
-                    raw = np.empty(t["nbytes"], dtype=np.uint8)
-                    pos = 0
-                    for ci, off, ln in segs:
-                        raw[pos:pos + ln] = by_chunk[ci].array[off:off + ln]
-                        pos += ln
-                    raw.flags.writeable = False
+                    raw = self._joined(segs, by_chunk)
                 arrays[i] = _to_numpy(raw, t["dtype"], tuple(t["shape"]))
             state = _unflatten(m["tree"], arrays)
         except BaseException:
@@ -722,6 +719,27 @@ class CheckpointManager:
                 ls.release()
             raise
         return Snapshot(m["step"], state, leases)
+
+    def _joined(self, segs: list, by_chunk: dict) -> np.ndarray:
+        """The bytes of a tensor stored over several chunks, read-only.
+
+        Cut from whole chunks (as save does): those chunks' arena pages are
+        mapped side by side in this process, no copy. Otherwise (an older
+        layout) the pieces are copied together.
+        """
+        if all(off == 0 for _, off, _ in segs):
+            try:
+                return self.c._stitch(self.ns, [by_chunk[ci] for ci, _, _ in segs],
+                                      [by_chunk[ci].array[:ln] for ci, _, ln in segs])
+            except InvalidArgument:
+                pass        # not whole pages: copy below
+        raw = np.empty(sum(ln for _, _, ln in segs), dtype=np.uint8)
+        pos = 0
+        for ci, off, ln in segs:
+            raw[pos:pos + ln] = by_chunk[ci].array[off:off + ln]
+            pos += ln
+        raw.flags.writeable = False
+        return raw
 
     # ---- deleting ------------------------------------------------------------------------
 

@@ -454,6 +454,16 @@ class Client:
             self._arenas[ns] = a
             return a
 
+    def _stitch(self, ns: str, leases: list["Lease"], arrays: list[np.ndarray]) -> np.ndarray:
+        """Arena.stitch of views (`arrays`) of `leases`, all of one get."""
+        gen = leases[0]._gen
+        with self._lock:
+            a = self._arenas.get(ns)
+            if a is None or gen != self._gen or any(ls._gen != gen for ls in leases):
+                raise DaemonUnavailable("the connection to tierd was lost while the snapshot "
+                                        "was opened; open it again")
+        return a.stitch(arrays)
+
     def namespace_info(self, ns: str) -> dict:
         """{"ns", "arena_bytes", "page_size", "durable"} of a namespace (opens it)."""
         def op():
