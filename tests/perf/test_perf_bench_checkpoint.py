@@ -79,8 +79,12 @@ def test_bench_checkpoint_quick(python_env, tmp_path):
         assert m["blocking"] <= m["durable"] + 1e-9, (name, m)
         alloc, _apparent = r["disk"]
         assert alloc >= 0.9 * doc["bytes"], (name, r["disk"], doc["bytes"])
-        row = [ln for ln in p.stdout.splitlines() if ln.startswith(f"| {name} |")]
+        row = [ln for ln in p.stdout.splitlines()
+               if ln.startswith((f"| {name} |", f"| {name}: load() |"))]
         assert row and "not available" not in row[0], (name, p.stdout)
+        if name == "tierd":     # the zero-copy restore has its own row
+            assert m["restore_open"] is not None and m["restore_open"] > 0, m
+            assert "| tierd: open() (zero-copy restore) |" in p.stdout, p.stdout
     for base in ("memcpy", "fio_write", "fio_read"):
         assert doc["median"][base] > 0
     if "tierd" in tools:
