@@ -640,7 +640,8 @@ def bench(args) -> dict:
            "skipped": skipped, "versions": versions(), "root": root,
            "tools": {t.name: {"blocking": [], "durable": [], "staged": [], "slowdown": [],
                               "loop_alone": [], "loop_during": [], "restore": [],
-                              "restore_open": [],
+                              "restore_open": [], "fio_write": [], "fio_read": [],
+                              "fio_read_open": [],
                               "disk": None} for t in tools},
            "memcpy": [], "fio_write": [], "fio_read": []}
     loop = ComputeLoop()
@@ -654,18 +655,21 @@ def bench(args) -> dict:
             if hasattr(t, "prepare_load"):
                 t.prepare_load(state)
         fio_file = os.path.join(root, "fio.dat")
+        pair_file = os.path.join(root, "fio-pair.dat")
+
+        def fio_pass(path: str, rw: str) -> float:
+            drop_caches()
+            if rw == "write" and os.path.exists(path):
+                os.unlink(path)
+            return fio(path, nbytes, rw)
+
         for rep in range(args.runs):
             log(f"-- repetition {rep + 1}/{args.runs}")
             # baselines
             m = statistics.median(memcpy_time(state, dst) for _ in range(3))
             res["memcpy"].append(m)
-            drop_caches()
-            if os.path.exists(fio_file):
-                os.unlink(fio_file)
-            fw = fio(fio_file, nbytes, "write")
-            drop_caches()
-            fr = fio(fio_file, nbytes, "read")
-            os.unlink(fio_file)
+            fw = fio_pass(fio_file, "write")
+            fr = fio_pass(fio_file, "read")      # kept: read again after each restore
             res["fio_write"].append(fw)
             res["fio_read"].append(fr)
             log(f"  memcpy {m * 1e3:.0f} ms, fio write {fw * 1e3:.0f} ms, read {fr * 1e3:.0f} ms")
@@ -699,6 +703,10 @@ def bench(args) -> dict:
                 blk, dur = t.save(state, d)
                 r["blocking"].append(blk)
                 r["durable"].append(dur)
+                # The device's speed drifts (2x within seconds here): each
+                # ratio pairs the tool with fio run right after it.
+                r["fio_write"].append(fio_pass(pair_file, "write"))
+                os.unlink(pair_file)
                 if isinstance(t, TierdCkpt):
                     r["staged"].append(t.staged_s[-1])
                 # 3. cold restore
@@ -711,6 +719,7 @@ def bench(args) -> dict:
                 verify(state, got)
                 del got
                 r["restore"].append(rt)
+                r["fio_read"].append(fio_pass(fio_file, "read"))
                 ro = ""
                 if isinstance(t, TierdCkpt) and not t.lazy:
                     # 4. cold restore, zero-copy (read-only views), the same way
@@ -724,9 +733,13 @@ def bench(args) -> dict:
                     snap.close()
                     del snap
                     r["restore_open"].append(rto)
+                    r["fio_read_open"].append(fio_pass(fio_file, "read"))
                     ro = f"  open {rto * 1e3:6.0f} ms"
                 log(f"  {t.name:15s} blocking {blk * 1e3:7.0f} ms  durable {dur * 1e3:7.0f} ms  "
-                    f"loop {r['slowdown'][-1]:5.1f}% slower  restore {rt * 1e3:6.0f} ms{ro}")
+                    f"loop {r['slowdown'][-1]:5.1f}% slower  restore {rt * 1e3:6.0f} ms{ro}  "
+                    f"(fio after: write {r['fio_write'][-1] * 1e3:.0f} ms, read "
+                    f"{r['fio_read'][-1] * 1e3:.0f} ms)")
+            os.unlink(fio_file)
         for t in tools:
             d = os.path.join(root, t.name, "ckpt")
             res["tools"][t.name]["disk"] = t.disk_bytes(d)
@@ -742,6 +755,14 @@ def bench(args) -> dict:
             res["dropped_caches"] = bool(_DROP_OK)
             shutil.rmtree(root, ignore_errors=True)
     for name, r in res["tools"].items():
+        # Per-repetition ratios (tool against the memcpy of its repetition and
+        # the fio pass right after it), then their median.
+        r["ratio"] = {
+            "blocking": med([b / m for b, m in zip(r["blocking"], res["memcpy"])]),
+            "durable": med([d / w for d, w in zip(r["durable"], r["fio_write"])]),
+            "restore": med([f / x for f, x in zip(r["fio_read"], r["restore"])]),
+            "restore_open": med([f / x for f, x in zip(r["fio_read_open"], r["restore_open"])]),
+        }
         r["median"] = {k: med(r[k]) for k in ("blocking", "durable", "staged", "slowdown",
                                                  "restore", "restore_open", "loop_alone",
                                                  "loop_during")}
@@ -775,8 +796,7 @@ def table(res: dict) -> list[str]:
             continue
         r = res["tools"][name]
         m = r["median"]
-        rb, rd = m["blocking"] / mm["memcpy"], m["durable"] / mm["fio_write"]
-        rr = mm["fio_read"] / m["restore"]
+        rb, rd, rr = r["ratio"]["blocking"], r["ratio"]["durable"], r["ratio"]["restore"]
         blk = ms(m["blocking"])
         if name in TIERD_TOOLS and m["staged"] is not None and name == "tierd-lazy":
             blk += f" (staged at {ms(m['staged'])})"
@@ -799,7 +819,7 @@ def table(res: dict) -> list[str]:
         rows.append(f"| {label} | {blk} | {ms(m['durable'])} | {m['slowdown']:.1f}% "
                     f"| {ms(m['restore'])} | {disk_s} | {sb} | {sd} | {sr} |")
         if m["restore_open"] is not None:
-            ro = mm["fio_read"] / m["restore_open"]
+            ro = r["ratio"]["restore_open"]
             rows.append(f"| {name}: open() (zero-copy restore) | | | | {ms(m['restore_open'])} "
                         f"| | | | {ro:.2f}x (≥ {BAR_RESTORE}x: {pf(ro >= BAR_RESTORE)}) |")
     return rows
@@ -833,7 +853,12 @@ def notes(res: dict, argv: list[str]) -> list[str]:
         "for it).",
         f"- memcpy: np.copyto of every tensor into preallocated, pre-touched arrays "
         f"(median of 3 per repetition). fio: `fio {FIO_FLAGS} --size={res['bytes']}` on "
-        "a fresh file in the same directory (/tmp); time = io_bytes / bw_bytes of its report.",
+        "a fresh file in the same directory (/tmp); time = io_bytes / bw_bytes of its report. "
+        "The baseline row: the passes at the start of each repetition. The ratios pair each "
+        "tool with fio run right after it in the same repetition (a fresh-file write after "
+        "its timed save, a read of the repetition's fio file after each cold restore; this "
+        "device's speed changes 2x within seconds) and report the median of the per-"
+        "repetition ratios; blocking / memcpy likewise against the repetition's memcpy.",
         f"- compute-loop slowdown: 512x512 float32 numpy matmuls (1 BLAS thread) in a separate "
         f"process; iterations/s during [save call, durable] vs. the 1.5 s just before "
         f"(alone: median {'n/a' if la is None else f'{la:.0f}'} it/s) in a separate save of "

@@ -77,6 +77,10 @@ def test_bench_checkpoint_quick(python_env, tmp_path):
         for k in ("blocking", "durable", "restore"):
             assert m[k] is not None and m[k] > 0, (name, k, m)
         assert m["blocking"] <= m["durable"] + 1e-9, (name, m)
+        # every measurement is paired with a fio pass right after it
+        assert len(r["fio_write"]) == len(r["durable"]) and len(r["fio_read"]) == len(r["restore"])
+        for k in ("blocking", "durable", "restore"):
+            assert r["ratio"][k] is not None and r["ratio"][k] > 0, (name, k, r["ratio"])
         alloc, _apparent = r["disk"]
         assert alloc >= 0.9 * doc["bytes"], (name, r["disk"], doc["bytes"])
         row = [ln for ln in p.stdout.splitlines()
