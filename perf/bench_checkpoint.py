@@ -669,7 +669,8 @@ def bench(args) -> dict:
             m = statistics.median(memcpy_time(state, dst) for _ in range(3))
             res["memcpy"].append(m)
             fw = fio_pass(fio_file, "write")
-            fr = fio_pass(fio_file, "read")      # kept: read again after each restore
+            fr = fio_pass(fio_file, "read")
+            os.unlink(fio_file)
             res["fio_write"].append(fw)
             res["fio_read"].append(fr)
             log(f"  memcpy {m * 1e3:.0f} ms, fio write {fw * 1e3:.0f} ms, read {fr * 1e3:.0f} ms")
@@ -704,9 +705,11 @@ def bench(args) -> dict:
                 r["blocking"].append(blk)
                 r["durable"].append(dur)
                 # The device's speed drifts (2x within seconds here): each
-                # ratio pairs the tool with fio run right after it.
+                # ratio pairs the tool with fio run right after it. The file
+                # fio writes now is the one it reads after the restores: like
+                # the tool's data, written just before and read once (reads
+                # of data read moments ago are faster on this VM's disk).
                 r["fio_write"].append(fio_pass(pair_file, "write"))
-                os.unlink(pair_file)
                 if isinstance(t, TierdCkpt):
                     r["staged"].append(t.staged_s[-1])
                 # 3. cold restore
@@ -719,7 +722,7 @@ def bench(args) -> dict:
                 verify(state, got)
                 del got
                 r["restore"].append(rt)
-                r["fio_read"].append(fio_pass(fio_file, "read"))
+                r["fio_read"].append(fio_pass(pair_file, "read"))
                 ro = ""
                 if isinstance(t, TierdCkpt) and not t.lazy:
                     # 4. cold restore, zero-copy (read-only views), the same way
@@ -733,13 +736,13 @@ def bench(args) -> dict:
                     snap.close()
                     del snap
                     r["restore_open"].append(rto)
-                    r["fio_read_open"].append(fio_pass(fio_file, "read"))
+                    r["fio_read_open"].append(fio_pass(pair_file, "read"))
                     ro = f"  open {rto * 1e3:6.0f} ms"
                 log(f"  {t.name:15s} blocking {blk * 1e3:7.0f} ms  durable {dur * 1e3:7.0f} ms  "
                     f"loop {r['slowdown'][-1]:5.1f}% slower  restore {rt * 1e3:6.0f} ms{ro}  "
                     f"(fio after: write {r['fio_write'][-1] * 1e3:.0f} ms, read "
                     f"{r['fio_read'][-1] * 1e3:.0f} ms)")
-            os.unlink(fio_file)
+                os.unlink(pair_file)
         for t in tools:
             d = os.path.join(root, t.name, "ckpt")
             res["tools"][t.name]["disk"] = t.disk_bytes(d)
@@ -855,10 +858,12 @@ def notes(res: dict, argv: list[str]) -> list[str]:
         f"(median of 3 per repetition). fio: `fio {FIO_FLAGS} --size={res['bytes']}` on "
         "a fresh file in the same directory (/tmp); time = io_bytes / bw_bytes of its report. "
         "The baseline row: the passes at the start of each repetition. The ratios pair each "
-        "tool with fio run right after it in the same repetition (a fresh-file write after "
-        "its timed save, a read of the repetition's fio file after each cold restore; this "
-        "device's speed changes 2x within seconds) and report the median of the per-"
-        "repetition ratios; blocking / memcpy likewise against the repetition's memcpy.",
+        "tool with fio run right after it in the same repetition (this device's speed "
+        "changes 2x within seconds): a fresh-file write right after its timed save, and "
+        "reads of that same file right after each cold restore (like the tool's data: "
+        "written moments before, read once; re-reads are faster here), and report the "
+        "median of the per-repetition ratios; blocking / memcpy likewise against the "
+        "repetition's memcpy.",
         f"- compute-loop slowdown: 512x512 float32 numpy matmuls (1 BLAS thread) in a separate "
         f"process; iterations/s during [save call, durable] vs. the 1.5 s just before "
         f"(alone: median {'n/a' if la is None else f'{la:.0f}'} it/s) in a separate save of "
