@@ -867,10 +867,10 @@ def notes(res: dict, argv: list[str]) -> list[str]:
         f"- compute-loop slowdown: 512x512 float32 numpy matmuls (1 BLAS thread) in a separate "
         f"process; iterations/s during [save call, durable] vs. the 1.5 s just before "
         f"(alone: median {'n/a' if la is None else f'{la:.0f}'} it/s) in a separate save of "
-        f"the same tool; the machine has {os.cpu_count()} cores. tierd's loop save is its "
-        "first save after the daemon restart of the previous restore, so it also pays for "
-        "the client mapping the new arena writable (a background thread, once per "
-        "connection: ~0.1-0.15 s of CPU per GiB of arena on this VM).",
+        f"the same tool; the machine has {os.cpu_count()} cores. After each daemon restart "
+        "tierd's client maps the new arena writable in a background thread from the moment "
+        "its checkpoint manager opens (once per connection: ~0.1-0.15 s of CPU per GiB of "
+        "arena on this VM), so during the cold restore that follows.",
         "- cold restore: tierd's daemon restarted first (its DRAM tier is empty), page cache "
         "dropped, then load() plus a read of one byte of every 4 KiB page of the result; "
         "verified byte for byte afterwards (untimed). torch.load(weights_only=True); "

@@ -52,14 +52,25 @@ class Arena:
         # slice of it, so `lease.array.base` leads back to this mapping.
         self.view = np.frombuffer(self._mm, dtype=np.uint8)
         # Writable page-table entries for the whole arena, made in the
-        # background from the first write on: without them a put faults once
-        # per 4 KiB (measured: 1 GiB copied in 350 ms instead of 60-85), but
-        # making them up front (MAP_POPULATE) cost ~0.1-0.15 s per GiB of
-        # arena on the development VM, paid by connect: seconds on a large
-        # arena before the first call. A reader never needs them (read faults
-        # map 16 pages at a time: 1 GiB of views touched in ~30 ms).
+        # background (populate()) from the first write on, or earlier when a
+        # writer announces itself: without them a put faults once per 4 KiB
+        # (measured: 1 GiB copied in 350 ms instead of 60-85), but making
+        # them up front (MAP_POPULATE) cost ~0.1-0.15 s per GiB of arena on
+        # the development VM, paid by connect: seconds on a large arena
+        # before the first call. A reader never needs them (read faults map
+        # 16 pages at a time: 1 GiB of views touched in ~30 ms).
         self._populating: threading.Thread | None = None
         self._populate_lock = threading.Lock()
+
+    def populate(self) -> None:
+        """Start mapping the whole arena writable in the background (once)."""
+        if self._populating is not None:
+            return
+        with self._populate_lock:
+            if self._populating is None:
+                self._populating = threading.Thread(target=_populate, args=(self.view,),
+                                                    daemon=True, name=f"tierd-populate-{self.ns}")
+                self._populating.start()
 
     def _check(self, offset: int, size: int, what: str) -> None:
         if not (isinstance(offset, int) and isinstance(size, int)) or offset < 0 or size < 0 \
@@ -72,13 +83,7 @@ class Arena:
         if size == 0:
             return np.empty(0, np.uint8)
         self._check(offset, size, "alloc")
-        if self._populating is None:
-            with self._populate_lock:
-                if self._populating is None:
-                    self._populating = threading.Thread(
-                        target=_populate, args=(self.view,), daemon=True,
-                        name=f"tierd-populate-{self.ns}")
-                    self._populating.start()
+        self.populate()
         return self.view[offset:offset + size]
 
     def read_view(self, offset: int, size: int) -> np.ndarray:

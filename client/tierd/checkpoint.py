@@ -348,6 +348,7 @@ class CheckpointManager:
         # must not: it cannot see the writer's in-flight chunks.
         self.readonly = readonly
         if not readonly:
+            self.c._expect_writes(ns)
             self.collect()
 
     def _writable(self, what: str) -> None:

@@ -472,6 +472,12 @@ class Client:
                     "durable": a.durable}
         return self._retrying(op)
 
+    def _expect_writes(self, ns: str) -> None:
+        """A writer announces itself (a checkpoint manager at open): map the
+        arena writable in the background now, long before its first save,
+        instead of during it (Arena.populate)."""
+        self._retrying(lambda: self._arena(ns, self._gen)).populate()
+
     # ---- puts ---------------------------------------------------------------------
 
     def put(self, ns: str, key, data, durability: str = "staged") -> None:

@@ -51,3 +51,16 @@ def test_readers_do_not_populate_writers_do(daemon):
             pytest.skip("MADV_POPULATE_WRITE needs Linux 5.14: pages map on first touch")
         assert mapped_kib(addr) == info["arena_bytes"] // 1024
         assert c.get("default", "k2").tobytes() == b"x" * 10
+
+
+def test_a_checkpoint_writer_populates_at_open_a_reader_never(daemon):
+    with tierd.connect(daemon.socket) as c:
+        c.checkpoints("r", readonly=True)
+        c.namespace_info("default")             # maps the arena
+        assert c._arenas["default"]._populating is None
+    with tierd.connect(daemon.socket) as c:
+        c.checkpoints("w")                      # before any save
+        populating = c._arenas["default"]._populating
+        assert populating is not None
+        populating.join(timeout=60)
+        assert not populating.is_alive()
