@@ -435,8 +435,13 @@ class CheckpointManager:
             if err is not None:
                 h._fail(err)
                 self._error = err
-            if not self._inflight and not self._collecting:
-                self._pinned.clear()
+            self._unpin_if_idle_locked()
+
+    def _unpin_if_idle_locked(self) -> None:
+        """Pins live while a save is in flight or a collect runs (its manifest
+        list may predate a snapshot committed meanwhile); then they go."""
+        if not self._inflight and not self._collecting:
+            self._pinned.clear()
 
     def _plan(self, tensors: list[_Tensor]) -> list[_Chunk]:
         """Chunks: big tensors cut into chunk_bytes pieces, small ones packed
@@ -730,8 +735,7 @@ class CheckpointManager:
         """
         if all(off == 0 for _, off, _ in segs):
             try:
-                return self.c._stitch(self.ns, [by_chunk[ci] for ci, _, _ in segs],
-                                      [by_chunk[ci].array[:ln] for ci, _, ln in segs])
+                return self.c._stitch(self.ns, [(by_chunk[ci], ln) for ci, _, ln in segs])
             except InvalidArgument:
                 pass        # not whole pages: copy below
         raw = np.empty(sum(ln for _, _, ln in segs), dtype=np.uint8)
@@ -786,8 +790,7 @@ class CheckpointManager:
         finally:
             with self._lock:
                 self._collecting -= 1
-                if not self._inflight and not self._collecting:
-                    self._pinned.clear()
+                self._unpin_if_idle_locked()
 
     def _get_present(self, keys: list[bytes]) -> list[bytes]:
         """The bytes of those of `keys` that still exist (a manifest listed a

@@ -97,6 +97,26 @@ class _ConnectionLost(Exception):
         self.gen = gen
 
 
+def _checked_sizes(sizes, itemsizes) -> tuple[list[int], list[int]]:
+    """(sizes, itemsizes) of a reservation as ints (numpy ints too), or InvalidArgument."""
+    sizes = list(sizes)
+    itemsizes = [1] * len(sizes) if itemsizes is None else list(itemsizes)
+    if len(itemsizes) != len(sizes):
+        raise InvalidArgument("reserve: one itemsize per size")
+    out_s, out_i = [], []
+    for n, (size, isz) in enumerate(zip(sizes, itemsizes)):
+        try:
+            size, isz = operator.index(size), operator.index(isz)
+        except TypeError:
+            size = isz = -1
+        if size < 0 or not 1 <= isz <= 64:
+            raise InvalidArgument(f"reserve: object {n}: size must be an int >= 0 and "
+                                  f"itemsize 1..64 (got {sizes[n]!r}, {itemsizes[n]!r})")
+        out_s.append(size)
+        out_i.append(isz)
+    return out_s, out_i
+
+
 def _key(k) -> bytes:
     return protocol.as_key(k)
 
@@ -454,15 +474,15 @@ class Client:
             self._arenas[ns] = a
             return a
 
-    def _stitch(self, ns: str, leases: list["Lease"], arrays: list[np.ndarray]) -> np.ndarray:
-        """Arena.stitch of views (`arrays`) of `leases`, all of one get."""
-        gen = leases[0]._gen
+    def _stitch(self, ns: str, pieces: list[tuple["Lease", int]]) -> np.ndarray:
+        """Arena.stitch of the first `length` bytes of each lease, in order."""
+        gen = pieces[0][0]._gen
         with self._lock:
             a = self._arenas.get(ns)
-            if a is None or gen != self._gen or any(ls._gen != gen for ls in leases):
+            if a is None or gen != self._gen or any(ls._gen != gen for ls, _ in pieces):
                 raise DaemonUnavailable("the connection to tierd was lost while the snapshot "
                                         "was opened; open it again")
-        return a.stitch(arrays)
+        return a.stitch([ls.array[:n] for ls, n in pieces])
 
     def namespace_info(self, ns: str) -> dict:
         """{"ns", "arena_bytes", "page_size", "durable"} of a namespace (opens it)."""
@@ -549,18 +569,9 @@ class Client:
                  keys: list[bytes] | None = None) -> Reservation:
         """One alloc request; raises _ConnectionLost (for _retrying callers)."""
         arena = self._arena(ns, gen)
-        itemsizes = itemsizes or [1] * len(sizes)
+        sizes, itemsizes = _checked_sizes(sizes, itemsizes)
         items = []
-        sizes = list(sizes)
         for n, (size, isz) in enumerate(zip(sizes, itemsizes)):
-            try:
-                size, isz = operator.index(size), operator.index(isz)   # numpy ints too
-            except TypeError:
-                size = isz = -1
-            if size < 0 or not 1 <= isz <= 64:
-                raise InvalidArgument(f"reserve: object {n}: size must be an int >= 0 and "
-                                      f"itemsize 1..64 (got {sizes[n]!r}, {itemsizes[n]!r})")
-            sizes[n] = size
             k = keys[n] if keys is not None else None
             items.append([k, size] if isz == 1 else [k, size, isz])
         slots = self._call("alloc", {"ns": ns, "items": items}, gen)
@@ -579,13 +590,11 @@ class Client:
         at commit (see tierd.reservation). One request: the objects must fit in
         a quarter of the namespace's arena and in protocol.MAX_BATCH.
         """
-        sizes = list(sizes)
-        if itemsizes is not None and len(itemsizes) != len(sizes):
-            raise InvalidArgument("reserve: one itemsize per size")
+        sizes, itemsizes = _checked_sizes(sizes, itemsizes)
 
         def op():
             arena = self._arena(ns, self._gen)
-            total = sum(int(n) for n in sizes)
+            total = sum(sizes)
             if len(sizes) > protocol.MAX_BATCH or total > max(arena.arena_bytes // 4, 1):
                 raise InvalidArgument(
                     f"reserve: {len(sizes)} objects of {total} bytes do not fit in one request "
