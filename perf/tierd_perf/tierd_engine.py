@@ -52,6 +52,7 @@ listen = ""
 
 [store]
 capacity = {capacity}
+prewrite = {prewrite}
 
 [namespaces.default]
 durable = true
@@ -86,7 +87,8 @@ class Daemon:
     """
 
     def __init__(self, capacity: int, dram: int, root: str | None = None, *,
-                 alloc_timeout: float = 30.0, log_level: str = "info") -> None:
+                 alloc_timeout: float = 30.0, log_level: str = "info",
+                 prewrite: bool = False) -> None:
         self.own_root = root is None
         self.root = root or tempfile.mkdtemp(prefix="tierd-perf-daemon-", dir="/tmp")
         os.makedirs(self.root, exist_ok=True)
@@ -98,7 +100,8 @@ class Daemon:
         with open(self.config_path, "w", encoding="utf-8") as f:
             f.write(DAEMON_TOML.format(data_dir=self.data_dir, socket=self.socket,
                                        capacity=self.capacity, dram=self.dram,
-                                       alloc_timeout=alloc_timeout, log_level=log_level))
+                                       alloc_timeout=alloc_timeout, log_level=log_level,
+                                       prewrite="true" if prewrite else "false"))
         self.proc: subprocess.Popen | None = None
 
     @property

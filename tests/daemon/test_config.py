@@ -39,6 +39,7 @@ def test_env_var_is_used(monkeypatch, tmp_path):
     ("[store]\ncapacity = \"lots\"\n", "store.capacity"),
     ("[store]\nengine = \"spdk\"\n", "engine"),
     ("[store]\nqueue_depth = 0\n", "queue_depth"),
+    ("[store]\nprewrite = \"yes\"\n", "prewrite"),
     ("bogus = 1\n", "unknown key 'bogus'"),
     ("[namespaces.x]\ncompression = \"lz4\"\n", "compression"),
     ("[namespaces.x]\ndurabel = true\n", "unknown key 'durabel'"),

@@ -89,6 +89,11 @@ class StoreConfig:
       objects become several ops in one batch, so one object fills the queue.
     staging_bytes: aligned bounce memory for puts whose source buffer is not
       page-aligned (and for every object's last partial page).
+    prewrite: write zeros over data space when it is added (a new store, or
+      capacity grown), before serving. fallocate leaves extents "unwritten"
+      and the filesystem converts them on each first write: measured on
+      ext4, writing such space took ~1.5x as long as overwriting. Costs one
+      sequential pass over the space at start-up, so it is off by default.
     """
 
     capacity: int = 1 * GiB
@@ -98,6 +103,7 @@ class StoreConfig:
     max_io_bytes: int = 1 * MiB
     staging_bytes: int = 32 * MiB
     max_object_bytes: int = 0  # 0: up to the capacity
+    prewrite: bool = False
     catalog_map_size: int = 4 * GiB
     namespaces: dict[str, NamespaceConfig] = field(
         default_factory=lambda: {"default": NamespaceConfig()})
@@ -119,6 +125,8 @@ class StoreConfig:
         positive("catalog_map_size", self.catalog_map_size, 16 * MiB)
         if self.max_object_bytes < 0:
             raise InvalidArgument("max_object_bytes: must be >= 0 (0 means up to the capacity)")
+        if not isinstance(self.prewrite, bool):
+            raise InvalidArgument(f"prewrite: expected true or false, got {self.prewrite!r}")
         if self.engine not in ("auto", "io_uring", "threadpool"):
             raise InvalidArgument(
                 f"engine: {self.engine!r} is not one of auto, io_uring, threadpool")

@@ -142,8 +142,12 @@ class Store:
         if layout is None:
             page = choose_page_size(self.path)
             sizes = plan_file_sizes(cfg.capacity, cfg.file_size, page)
-            self._files = DataFiles(self.path, sizes)
+            self._files = DataFiles(self.path, sizes, cfg.prewrite)
             fsync_dir(self.path)
+            if not cfg.prewrite:
+                log.info("store %s: new data space is preallocated but unwritten; the first "
+                         "write to each part of it is slower (the filesystem converts "
+                         "extents). store.prewrite = true writes it once at creation", self.path)
             # The layout is written after the files exist, so a store whose
             # meta is present always has its files.
             layout = {"format": LAYOUT_FORMAT, "page_size": page, "file_sizes": sizes}
@@ -159,7 +163,7 @@ class Store:
                 if not os.path.exists(fp) or os.stat(fp).st_size < size:
                     raise TierdError(f"data file {fp} is missing or shorter than {size} bytes; "
                                      "the store is damaged: restore the file or recreate the store")
-            self._files = DataFiles(self.path, sizes)
+            self._files = DataFiles(self.path, sizes, cfg.prewrite)
             want = plan_file_sizes(cfg.capacity, cfg.file_size, page, sizes)
             if want != sizes:
                 self._files.grow(want)
