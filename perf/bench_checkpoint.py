@@ -613,6 +613,12 @@ FIO_FLAGS = "--rw=write|read --bs=1M --iodepth=16 --direct=1 --ioengine=io_uring
 # ---- the run --------------------------------------------------------------------------
 
 
+def run_order(tools: list, rep: int) -> list:
+    """The tools in repetition rep's order: rotated by one per repetition."""
+    k = rep % max(len(tools), 1)
+    return tools[k:] + tools[:k]
+
+
 def med(xs):
     xs = [x for x in xs if x is not None]
     return statistics.median(xs) if xs else None
@@ -675,7 +681,11 @@ def bench(args) -> dict:
             res["fio_write"].append(fw)
             res["fio_read"].append(fr)
             log(f"  memcpy {m * 1e3:.0f} ms, fio write {fw * 1e3:.0f} ms, read {fr * 1e3:.0f} ms")
-            for t in tools:
+            # The order rotates each repetition: a tool run right after
+            # dcp.async_save blocked longer (tierd: 149/102/81 ms against
+            # 66-91 after the others, measured), so no tool may always
+            # follow the same one.
+            for t in run_order(tools, rep):
                 r = res["tools"][t.name]
                 d = os.path.join(root, t.name, "ckpt")
                 # 1. under the compute loop
@@ -843,7 +853,9 @@ def notes(res: dict, argv: list[str]) -> list[str]:
         f"- versions: torch {v['torch']}, safetensors {v['safetensors']}, ml_dtypes "
         f"{v['ml_dtypes']}, numpy {v['numpy']}, tierd {v['tierd']}.",
         f"- medians of {res['runs']} repetitions; tools interleaved within each repetition "
-        "(baselines first, then each tool: loop save, timed save, cold restore). "
+        "(baselines first, then each tool: loop save, timed save, cold restore), their "
+        "order rotated by one each repetition (whichever tool ran right after "
+        "dcp.async_save blocked longer). "
         + ("Page cache dropped (`sync; echo 3 > /proc/sys/vm/drop_caches`) before every "
            "fio pass, save and restore." if res["dropped_caches"] else
            "**The page cache could NOT be dropped (not root): restores are not cold.**"),

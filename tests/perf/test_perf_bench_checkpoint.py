@@ -130,3 +130,19 @@ def test_state_shapes_and_mutation():
             assert not np.array_equal(cur, before[p]), p   # every chunk changes
         assert np.isfinite(np.asarray(t, dtype=np.float32)).all(), p
     b.verify(state, state)
+
+
+def test_bench_checkpoint_rotates_the_tool_order():
+    """No tool always runs right after the same one (one left a measured
+    after-effect on the next tool's blocking time)."""
+    sys.path.insert(0, os.path.join(REPO, "perf"))
+    try:
+        import bench_checkpoint
+    finally:
+        sys.path.remove(os.path.join(REPO, "perf"))
+    tools = ["a", "b", "c"]
+    orders = [bench_checkpoint.run_order(tools, rep) for rep in range(3)]
+    assert all(sorted(o) == tools for o in orders)
+    first = [o[0] for o in orders]
+    assert sorted(first) == tools, orders          # each tool leads once
+    assert bench_checkpoint.run_order([], 5) == []
