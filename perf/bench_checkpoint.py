@@ -874,7 +874,9 @@ def notes(res: dict, argv: list[str]) -> list[str]:
         "tool with fio run right after it in the same repetition (this device's speed "
         "changes 2x within seconds): a fresh-file write right after its timed save, and "
         "reads of that same file right after each cold restore (like the tool's data: "
-        "written moments before, read once; re-reads are faster here), and report the "
+        "written moments before; re-reads are faster here, and tierd's open() restore, "
+        "which follows its load() restore, is paired with the file's second read), and "
+        "report the "
         "median of the per-repetition ratios; blocking / memcpy likewise against the "
         "repetition's memcpy.",
         f"- compute-loop slowdown: 512x512 float32 numpy matmuls (1 BLAS thread) in a separate "

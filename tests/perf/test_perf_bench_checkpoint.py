@@ -115,10 +115,19 @@ def test_bench_checkpoint_missing_package_is_reported(python_env, tmp_path):
     assert "| memcpy of the state (baseline) |" in p.stdout
 
 
-def test_state_shapes_and_mutation():
+def _bench_module():
+    """perf/bench_checkpoint.py as a module (perf/ is not a package)."""
     sys.path.insert(0, os.path.join(REPO, "perf"))
+    try:
+        import bench_checkpoint
+    finally:
+        sys.path.remove(os.path.join(REPO, "perf"))
+    return bench_checkpoint
+
+
+def test_state_shapes_and_mutation():
     import numpy as np
-    import bench_checkpoint as b
+    b = _bench_module()
     state, info = b.make_state(8 << 20, use_torch=False)
     assert abs(info["bytes"] - (8 << 20)) < 0.1 * (8 << 20)
     assert info["tensors"] == 3 * (1 + 12 * 10 + 1)
@@ -135,11 +144,7 @@ def test_state_shapes_and_mutation():
 def test_bench_checkpoint_rotates_the_tool_order():
     """No tool always runs right after the same one (one left a measured
     after-effect on the next tool's blocking time)."""
-    sys.path.insert(0, os.path.join(REPO, "perf"))
-    try:
-        import bench_checkpoint
-    finally:
-        sys.path.remove(os.path.join(REPO, "perf"))
+    bench_checkpoint = _bench_module()
     tools = ["a", "b", "c"]
     orders = [bench_checkpoint.run_order(tools, rep) for rep in range(3)]
     assert all(sorted(o) == tools for o in orders)

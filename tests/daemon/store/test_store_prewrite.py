@@ -101,9 +101,15 @@ def test_interrupted_prewrite_resumes(make_store, disk_dir, fiemap_reports_unwri
     file and no layout; the next start carries on from the file's end."""
     d = disk_dir / "store"
     d.mkdir()
-    with open(d / "data.000", "wb") as f:     # what a killed first start leaves
-        f.write(b"\0" * (3 * MiB))
+    # What a killed first start leaves: the part written so far (marked, to
+    # see that it is not written a second time).
+    with open(d / "data.000", "wb") as f:
+        f.write(b"\xab" * (3 * MiB))
     make_store(capacity=16 * MiB, prewrite=True)
     for p in data_files(d):
         assert unwritten_bytes(p) == 0, extents(p)
         assert os.stat(p).st_size >= 16 * MiB
+    with open(d / "data.000", "rb") as f:
+        head = f.read(3 * MiB + 4096)
+    assert head[:3 * MiB] == b"\xab" * (3 * MiB), "pre-writing started over from byte 0"
+    assert head[3 * MiB:] == bytes(4096)
