@@ -61,6 +61,7 @@ class Arena:
         # 16 pages at a time: 1 GiB of views touched in ~30 ms).
         self._populating: threading.Thread | None = None
         self._populate_lock = threading.Lock()
+        self._stop_populating = threading.Event()
 
     def populate(self) -> None:
         """Start mapping the whole arena writable in the background (once)."""
@@ -68,7 +69,8 @@ class Arena:
             return
         with self._populate_lock:
             if self._populating is None:
-                self._populating = threading.Thread(target=_populate, args=(self.view,),
+                self._populating = threading.Thread(target=_populate,
+                                                    args=(self.view, self._stop_populating),
                                                     daemon=True, name=f"tierd-populate-{self.ns}")
                 self._populating.start()
 
@@ -118,6 +120,12 @@ class Arena:
         """Unmap if no view is alive; otherwise leave it to the garbage collector."""
         self._close_fd()
         self.view = None
+        # The populate thread holds a view of the whole mapping: stop it
+        # (it checks between 64 MiB slices) so the mapping can go now.
+        self._stop_populating.set()
+        th = self._populating
+        if th is not None and th is not threading.current_thread():
+            th.join()
         try:
             self._mm.close()
         except BufferError:
@@ -127,8 +135,9 @@ class Arena:
 POPULATE_SLICE = 64 << 20
 
 
-def _populate(view: np.ndarray) -> None:
-    """Map every page of `view` writable, a slice at a time, off the GIL.
+def _populate(view: np.ndarray, stop: threading.Event) -> None:
+    """Map every page of `view` writable, a slice at a time, off the GIL,
+    until done or `stop` is set (Arena.close).
 
     Holding `view` keeps the mapping from being closed meanwhile. A kernel
     without MADV_POPULATE_WRITE (before 5.14) refuses it: pages are then
@@ -136,6 +145,8 @@ def _populate(view: np.ndarray) -> None:
     """
     base, size = int(view.ctypes.data), int(view.nbytes)
     for off in range(0, size, POPULATE_SLICE):
+        if stop.is_set():
+            return
         try:
             _libc.madvise(base + off, min(POPULATE_SLICE, size - off),
                           _libc.MADV_POPULATE_WRITE, "populate the arena")

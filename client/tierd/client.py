@@ -792,8 +792,17 @@ class Client:
             if self._closed:
                 return
             self._closed = True
+            arenas = list(self._arenas.values())
             self._drop_connection()
             ex, self._executor = self._executor, None
+        # Unmap now rather than whenever the garbage collector gets to it: an
+        # arena whose daemon has exited is freed only when its last mapping
+        # goes, and freeing a few GiB of shared memory took ~0.5 s here, paid
+        # by whatever call happened to trigger the collection. A mapping
+        # that views still use (a lease's array, a snapshot) stays until
+        # they are gone.
+        for a in arenas:
+            a.close()
         if ex is not None:
             ex.shutdown(wait=False, cancel_futures=True)
 
