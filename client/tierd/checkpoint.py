@@ -321,8 +321,6 @@ class CheckpointManager:
             copy_threads = min(cpus, max(2, min(8, cpus // 2)))
         if not isinstance(copy_threads, int) or isinstance(copy_threads, bool) or copy_threads < 1:
             raise InvalidArgument(f"copy_threads must be an int >= 1, not {copy_threads!r}")
-        import xxhash   # needed only by checkpoints, not by `import tierd`
-        self._hash = xxhash.xxh3_128_hexdigest
         self.c = client
         self.run = run
         self.ns = ns
@@ -549,20 +547,25 @@ class CheckpointManager:
                                     f"of run {self.run!r} ({e}); save it again") from None
 
     def _name_batch(self, r, failed: threading.Event) -> list[str]:
-        """Hash each chunk from its arena copy and commit it under that name;
-        the daemon drops chunks whose name exists (unchanged tensors)."""
+        """Commit a batch of chunks under their content names: the daemon
+        hashes each from its arena copy (xxh3-128; the same pass is the
+        store's checksum, so the bytes are hashed once) and drops chunks
+        whose name exists (unchanged tensors)."""
         from tierd.client import _ConnectionLost
         if failed.is_set():
             r.abort()
             raise InvalidArgument("an earlier batch of this save failed")
         try:
-            hashes = [self._hash(v) for v in r.views]
-            keys = [self._chunk_key(h) for h in hashes]
-            # Pinned before the daemon checks whether each key exists: a
-            # collect from now on keeps them (see collect()).
-            with self._gc_lock, self._lock:
-                self._pinned.update(keys)
-            r._commit(keys, "staged", True, False)
+            # The names are learnt from the reply, so the commit runs under
+            # _gc_lock and they are pinned before it is released: a collect
+            # deletes (under the same lock) either before the daemon checks
+            # whether a name exists (the chunk is then stored again) or after
+            # the pin (it keeps the chunk). See collect().
+            with self._gc_lock:
+                hashes, _stored = r._commit(None, "staged", True, False,
+                                            name_prefix=f"{self.prefix}c/")
+                with self._lock:
+                    self._pinned.update(self._chunk_key(h) for h in hashes)
             return hashes
         except BaseException as e:
             failed.set()

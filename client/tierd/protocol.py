@@ -53,6 +53,11 @@ Operations (args -> result); see OPS for the exact argument types:
               dropped instead (its pages freed, nothing written): stored
               false. For content-addressed keys, where the same key means
               the same bytes, that is deduplication.
+              name_by: "xxh3-128" with name_prefix (instead of keys): the
+              daemon names each object name_prefix + the 32 hex digits of
+              the xxh3-128 of its bytes, read from the arena at commit; the
+              same pass is the store's checksum, so the bytes are hashed once.
+              -> {"digests": [hex, ...], "stored": [bool, ...] | null}
     abort     {ns, tokens: [int]} -> null      frees uncommitted allocations
     get       {ns, keys: [key], lease: bool}
               -> [{"offset", "size", "tier": "dram"|"nvme", "lease": int|null}
@@ -88,11 +93,13 @@ DURABILITIES = ("staged", "persisted")
 # op -> {arg: (type or tuple of types, required)}. Both sides check against
 # this table; anything else in "args" is an error naming the argument.
 _KEY = (bytes, str)
+CONTENT_DIGEST = "xxh3-128"   # commit's name_by: the content hash the daemon offers
 OPS: dict[str, dict[str, tuple[Any, bool]]] = {
     "open_ns": {"ns": (str, True)},
     "alloc": {"ns": (str, True), "items": (list, True)},
     "commit": {"ns": (str, True), "tokens": (list, True), "durability": (str, False),
-               "atomic": (bool, False), "keys": (list, False), "if_absent": (bool, False)},
+               "atomic": (bool, False), "keys": (list, False), "if_absent": (bool, False),
+               "name_prefix": (_KEY, False), "name_by": (str, False)},
     "abort": {"ns": (str, True), "tokens": (list, True)},
     "get": {"ns": (str, True), "keys": (list, True), "lease": (bool, False)},
     "release": {"leases": (list, True)},

@@ -11,6 +11,12 @@ learns the name from the bytes (a content hash) names it at commit. With
 if_absent, an object whose key already exists is dropped instead of
 written: stored[i] is False (content-addressed deduplication).
 
+    digests, stored = r.commit_by_content("blobs/", if_absent=True)
+
+has the daemon name each object "blobs/" + the xxh3-128 of its bytes (32
+hex digits): it hashes them once, and that pass is also the checksum the
+store keeps, where a name hashed here would be a second pass over the bytes.
+
 A reservation belongs to one connection: if the daemon restarts in between,
 commit raises DaemonUnavailable and the space is gone; reserve and write
 again.
@@ -43,8 +49,10 @@ class Reservation:
     def __len__(self) -> int:
         return len(self.views)
 
-    def _commit(self, keys, durability: str, if_absent: bool, atomic: bool) -> list[bool]:
-        """commit() raising the client's internal _ConnectionLost (retry-able)."""
+    def _commit(self, keys, durability: str, if_absent: bool, atomic: bool,
+                name_prefix=None):
+        """commit() raising the client's internal _ConnectionLost (retry-able);
+        with name_prefix, commit_by_content()'s (digests, stored)."""
         if not self._open:
             raise InvalidArgument("this reservation was already committed or aborted")
         if durability not in protocol.DURABILITIES:
@@ -57,6 +65,11 @@ class Reservation:
                 raise InvalidArgument(f"commit: {len(keys)} keys for {len(self._tokens)} "
                                       "reserved objects; give one key per object")
             args["keys"] = keys
+        if name_prefix is not None:
+            if keys is not None:
+                raise InvalidArgument("commit: give keys or a name prefix, not both")
+            args["name_prefix"] = protocol.as_key(name_prefix)
+            args["name_by"] = protocol.CONTENT_DIGEST
         if if_absent:
             args["if_absent"] = True
         if atomic:
@@ -68,12 +81,21 @@ class Reservation:
             raise
         self._open = False
         self.views = []
+        n = len(self._tokens)
+        digests = None
+        if name_prefix is not None:
+            digests = result.get("digests") if isinstance(result, dict) else None
+            if not (isinstance(digests, list) and len(digests) == n and all(
+                    isinstance(d, str) and len(d) == 32 for d in digests)):
+                raise ProtocolError(f"commit: expected {n} digests, got {result!r}")
+            result = result.get("stored")
         if not if_absent:
-            return [True] * len(self._tokens)
-        if not (isinstance(result, list) and len(result) == len(self._tokens)):
-            raise ProtocolError(f"commit: expected {len(self._tokens)} stored flags, "
-                                f"got {result!r}")
-        return [bool(x) for x in result]
+            stored = [True] * n
+        elif isinstance(result, list) and len(result) == n:
+            stored = [bool(x) for x in result]
+        else:
+            raise ProtocolError(f"commit: expected {n} stored flags, got {result!r}")
+        return stored if digests is None else (digests, stored)
 
     def commit(self, keys=None, durability: str = "staged", *, if_absent: bool = False,
                atomic: bool = False) -> list[bool]:
@@ -83,6 +105,21 @@ class Reservation:
         from tierd.client import _ConnectionLost
         try:
             return self._commit(keys, durability, if_absent, atomic)
+        except _ConnectionLost as e:
+            self._open = False
+            raise DaemonUnavailable(f"lost the connection to tierd before commit ({e}); the "
+                                    "reservation is void: reserve and write again") from None
+
+    def commit_by_content(self, name_prefix="", durability: str = "staged", *,
+                          if_absent: bool = False, atomic: bool = False
+                          ) -> tuple[list[str], list[bool]]:
+        """Name each object name_prefix + the xxh3-128 of its bytes (32 hex
+        digits), computed by the daemon, and make them visible. Returns the
+        digests and, per object, whether it was stored (with if_absent, an
+        object whose name exists is dropped: deduplication)."""
+        from tierd.client import _ConnectionLost
+        try:
+            return self._commit(None, durability, if_absent, atomic, name_prefix)
         except _ConnectionLost as e:
             self._open = False
             raise DaemonUnavailable(f"lost the connection to tierd before commit ({e}); the "

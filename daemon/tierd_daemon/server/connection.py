@@ -17,7 +17,7 @@ import time
 from tierd import __version__
 from tierd.errors import (InvalidArgument, PermissionDenied, ProtocolError,
                           TierdError)
-from tierd.protocol import (DURABILITIES, PROTOCOL_VERSION, FrameReader, as_key,
+from tierd.protocol import (CONTENT_DIGEST, DURABILITIES, PROTOCOL_VERSION, FrameReader, as_key,
                             check_request, error_reply, pack)
 from tierd_daemon.server.peer import Peer, peer_of
 from tierd_daemon.store.catalog import check_key
@@ -175,21 +175,37 @@ class Connection:
         return self.d.tier.alloc(ns, parsed, self.id)
 
     def op_commit(self, ns: str, tokens: list, durability: str = "staged", atomic: bool = False,
-                  keys: list | None = None, if_absent: bool = False):
+                  keys: list | None = None, if_absent: bool = False,
+                  name_prefix=None, name_by: str | None = None):
         self._opened(ns)
         if durability not in DURABILITIES:
             raise InvalidArgument(f"durability must be one of {', '.join(DURABILITIES)}, "
                                   f"not {durability!r}")
         toks = self._ints(tokens, "tokens")
         if keys is not None:
+            if name_by is not None or name_prefix is not None:
+                raise InvalidArgument("commit: give keys or name_by (content naming), not both")
             if len(keys) != len(toks):
                 raise InvalidArgument(f"commit: {len(keys)} keys for {len(toks)} tokens; "
                                       "give one key per token")
             keys = [self._key(k) for k in keys]
-        entries, stored = self.d.tier.commit(ns, toks, self.id, atomic=atomic, keys=keys,
-                                             if_absent=if_absent)
+        prefix = None
+        if name_by is not None or name_prefix is not None:
+            if name_by != CONTENT_DIGEST:
+                raise InvalidArgument(f"commit: name_by must be {CONTENT_DIGEST!r}, "
+                                      f"not {name_by!r}")
+            if name_prefix is None:
+                raise InvalidArgument("commit: name_by needs a name_prefix (may be empty)")
+            prefix = as_key(name_prefix)
+            # Every name is the prefix + 32 hex digits: check the longest one now.
+            self._key(prefix + b"0" * 32)
+        entries, stored, digests = self.d.tier.commit(ns, toks, self.id, atomic=atomic,
+                                                      keys=keys, if_absent=if_absent,
+                                                      name_prefix=prefix)
         if durability == "persisted":
             self.d.tier.wait_persisted(entries)
+        if digests is not None:
+            return {"digests": digests, "stored": stored if if_absent else None}
         return stored if if_absent else None
 
     def op_abort(self, ns: str, tokens: list):

@@ -299,17 +299,32 @@ class Store:
         """Store one object; durable (for durable namespaces) when it returns."""
         return self.put_many(ns, [(key, data)])[0]
 
-    def put_many(self, ns: str, items: Iterable[tuple]) -> list[ObjectInfo]:
+    def put_many(self, ns: str, items: Iterable[tuple],
+                 checksums: Sequence[int | None] | None = None) -> list[ObjectInfo]:
         """Store several objects: one engine batch, one sync, one catalog transaction.
 
         items are (key, data) or (key, data, itemsize): itemsize is the size
         of the data's elements (2 for bf16, 4 for fp32), which a "grouped"
         namespace uses to code the bytes per element; without it, a numpy
         array's dtype gives it, else 1. Encoding never modifies `data`.
+        checksums (one per item, None: compute it here): codec.checksum of
+        the data, already computed by the caller from these same bytes (the
+        daemon's content naming derives it from the name's hash at commit,
+        codec.checksum_from_digest, so a chunk is hashed once). Trusted
+        as given: a wrong one makes every read of that object a
+        ChecksumError, never wrong bytes.
         All or nothing: on any error no object of the batch becomes visible.
         """
         self._check_writable()
         policy = self._ns(ns)
+        items = list(items)
+        if checksums is not None:
+            checksums = list(checksums)
+            if len(checksums) != len(items):
+                raise InvalidArgument(f"put_many: {len(checksums)} checksums for {len(items)} items")
+            for c in checksums:
+                if c is not None and not (isinstance(c, int) and 0 <= c < 1 << 64):
+                    raise InvalidArgument(f"put_many: checksum {c!r} is not a 64-bit integer")
         prepared = []  # (ckey, key, payload array, encoding, logical size, checksum)
         seen = set()
         for item in items:
@@ -346,7 +361,8 @@ class Store:
                     payload, enc = np.frombuffer(packed, dtype=np.uint8), penc
             # The checksum (of the logical bytes, arr) is computed below while
             # the writes are in flight.
-            prepared.append((ckey, decode_key(ckey)[1], payload, enc, arr.nbytes, arr))
+            given = checksums[len(prepared)] if checksums is not None else None
+            prepared.append((ckey, decode_key(ckey)[1], payload, enc, arr.nbytes, arr, given))
         if not prepared:
             return []
 
@@ -381,7 +397,7 @@ class Store:
             writing = self._io_thread.submit(self._write, [(p[2], ex)
                                                            for p, ex in zip(prepared, extents)])
             try:
-                csums = [codec.checksum(p[5]) for p in prepared]
+                csums = [codec.checksum(p[5]) if p[6] is None else p[6] for p in prepared]
             finally:
                 touched = writing.result()
             if policy.durable and touched:
@@ -638,8 +654,8 @@ class Store:
                 arr = grouped.decode(stored, rec.logical_size, out=into)
             else:
                 arr = stored
-            ok = arr.nbytes == rec.logical_size and codec.checksum(arr) == rec.checksum
-            got = codec.checksum(arr) if not ok else rec.checksum
+            got = codec.checksum(arr)
+            ok = arr.nbytes == rec.logical_size and got == rec.checksum
         except Exception as e:  # zstd / grouped refuse damaged frames
             ok, got, arr = False, None, None
             log.debug("decode of %r failed: %s", ckey, e)
