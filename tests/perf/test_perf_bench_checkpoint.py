@@ -9,6 +9,7 @@ import os
 import shutil
 import subprocess
 import sys
+from collections import Counter
 
 import pytest
 
@@ -141,13 +142,17 @@ def test_state_shapes_and_mutation():
     b.verify(state, state)
 
 
-def test_bench_checkpoint_rotates_the_tool_order():
-    """No tool always runs right after the same one (one left a measured
-    after-effect on the next tool's blocking time)."""
+def test_bench_checkpoint_balances_the_tool_order():
+    """Every tool runs right after each other tool equally often (one left a
+    measured after-effect on the next tool's blocking time), and first once."""
     bench_checkpoint = _bench_module()
-    tools = ["a", "b", "c"]
-    orders = [bench_checkpoint.run_order(tools, rep) for rep in range(3)]
-    assert all(sorted(o) == tools for o in orders)
-    first = [o[0] for o in orders]
-    assert sorted(first) == tools, orders          # each tool leads once
+    for tools in (list(bench_checkpoint.ALL_TOOLS), ["a", "b", "c"], ["a", "b"], ["a"]):
+        n = len(tools)
+        rows = 2 * n if n % 2 else n
+        orders = [bench_checkpoint.run_order(tools, rep) for rep in range(rows)]
+        assert all(sorted(o) == sorted(tools) for o in orders)
+        pairs = Counter((o[i - 1], o[i]) for o in orders for i in range(1, n))
+        want = 2 if n % 2 else 1
+        assert all(pairs[(a, b)] == want for a in tools for b in tools if a != b), (tools, orders)
+        assert Counter(o[0] for o in orders) == Counter({t: want for t in tools})
     assert bench_checkpoint.run_order([], 5) == []
