@@ -87,3 +87,9 @@ class DataConn(RawConn):
         if r is None:
             return None
         return arena[r["offset"]:r["offset"] + r["size"]].tobytes()
+
+
+def error_of(rep: dict) -> tuple[str, str]:
+    """(code, message) of a reply that must be an error."""
+    assert not rep["ok"], rep
+    return rep["error"]["code"], rep["error"]["message"]

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import xxhash
 from rawwire import DataConn
+from rawwire import error_of as _err
 
 import tierd
 
@@ -64,10 +65,6 @@ def test_client_refuses_keys_and_prefix_together(daemon):
             r._commit(["k"], "staged", False, False, name_prefix="p/")
         r.abort()
 
-
-def _err(rep) -> tuple[str, str]:
-    assert not rep["ok"], rep
-    return rep["error"]["code"], rep["error"]["message"]
 
 
 def test_wire_refusals_leave_the_allocation_pending(daemon):

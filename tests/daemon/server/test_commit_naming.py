@@ -2,11 +2,8 @@
 from __future__ import annotations
 
 from rawwire import DataConn
+from rawwire import error_of as _err
 
-
-def _err(rep) -> tuple[str, str]:
-    assert not rep["ok"], rep
-    return rep["error"]["code"], rep["error"]["message"]
 
 
 def test_unnamed_alloc_named_at_commit(daemon):
