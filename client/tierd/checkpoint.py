@@ -355,8 +355,12 @@ class CheckpointManager:
                                   "(open it with readonly=False in the run's one writer)")
 
     # keys
+    @property
+    def _chunk_prefix(self) -> str:
+        return f"{self.prefix}c/"
+
     def _chunk_key(self, h: str) -> bytes:
-        return f"{self.prefix}c/{h}".encode()
+        return f"{self._chunk_prefix}{h}".encode()
 
     def _manifest_key(self, step: int) -> bytes:
         return f"{self.prefix}m/{step:020d}".encode()
@@ -563,7 +567,7 @@ class CheckpointManager:
             # the pin (it keeps the chunk). See collect().
             with self._gc_lock:
                 hashes, _stored = r._commit(None, "staged", True, False,
-                                            name_prefix=f"{self.prefix}c/")
+                                            name_prefix=self._chunk_prefix)
                 with self._lock:
                     self._pinned.update(self._chunk_key(h) for h in hashes)
             return hashes
@@ -814,7 +818,7 @@ class CheckpointManager:
                 ls.release()
 
     def _collect(self) -> int:
-        pre = f"{self.prefix}c/".encode()
+        pre = self._chunk_prefix.encode()
         chunks = set(self.c.list(self.ns, pre))
         if not chunks:
             return 0

@@ -102,13 +102,7 @@ class Reservation:
         """Make the objects visible under `keys` (one per object; None: the
         keys given to reserve). Returns, per object, whether it was stored
         (always True without if_absent)."""
-        from tierd.client import _ConnectionLost
-        try:
-            return self._commit(keys, durability, if_absent, atomic)
-        except _ConnectionLost as e:
-            self._open = False
-            raise DaemonUnavailable(f"lost the connection to tierd before commit ({e}); the "
-                                    "reservation is void: reserve and write again") from None
+        return self._commit_or_void(keys, durability, if_absent, atomic)
 
     def commit_by_content(self, name_prefix="", durability: str = "staged", *,
                           if_absent: bool = False, atomic: bool = False
@@ -117,9 +111,13 @@ class Reservation:
         digits), computed by the daemon, and make them visible. Returns the
         digests and, per object, whether it was stored (with if_absent, an
         object whose name exists is dropped: deduplication)."""
+        return self._commit_or_void(None, durability, if_absent, atomic, name_prefix)
+
+    def _commit_or_void(self, *args):
+        """_commit, a lost connection made the public DaemonUnavailable."""
         from tierd.client import _ConnectionLost
         try:
-            return self._commit(None, durability, if_absent, atomic, name_prefix)
+            return self._commit(*args)
         except _ConnectionLost as e:
             self._open = False
             raise DaemonUnavailable(f"lost the connection to tierd before commit ({e}); the "

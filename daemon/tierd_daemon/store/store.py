@@ -325,9 +325,11 @@ class Store:
             for c in checksums:
                 if c is not None and not (isinstance(c, int) and 0 <= c < 1 << 64):
                     raise InvalidArgument(f"put_many: checksum {c!r} is not a 64-bit integer")
-        prepared = []  # (ckey, key, payload array, encoding, logical size, checksum)
+        # (ckey, key, payload array, encoding, logical size, logical bytes,
+        #  given checksum or None)
+        prepared = []
         seen = set()
-        for item in items:
+        for i, item in enumerate(items):
             if len(item) == 3:
                 key, data, itemsize = item
                 if (not isinstance(itemsize, (int, np.integer)) or isinstance(itemsize, bool)
@@ -361,7 +363,7 @@ class Store:
                     payload, enc = np.frombuffer(packed, dtype=np.uint8), penc
             # The checksum (of the logical bytes, arr) is computed below while
             # the writes are in flight.
-            given = checksums[len(prepared)] if checksums is not None else None
+            given = checksums[i] if checksums is not None else None
             prepared.append((ckey, decode_key(ckey)[1], payload, enc, arr.nbytes, arr, given))
         if not prepared:
             return []
