@@ -661,7 +661,7 @@ def bench(args) -> dict:
     root = tempfile.mkdtemp(prefix="tierd-bench-ckpt-", dir="/tmp")
     res = {"size": size, "bytes": nbytes, "state": info, "runs": args.runs,
            "skipped": skipped, "versions": versions(), "root": root,
-           "tools": {t.name: {"blocking": [], "durable": [], "staged": [], "slowdown": [],
+           "tools": {t.name: {"blocking": [], "durable": [], "staged": [], "slowdown": [], "lost": [],
                               "loop_alone": [], "loop_during": [], "restore": [],
                               "restore_open": [], "fio_write": [], "fio_read": [],
                               "fio_read_open": [],
@@ -720,6 +720,10 @@ def bench(args) -> dict:
                 r["loop_alone"].append(alone)
                 r["loop_during"].append(during)
                 r["slowdown"].append(100.0 * (1.0 - during / alone) if alone > 0 else None)
+                # The same loss as loop time: the share of the window the loop
+                # lost. A percentage alone favours a long window (a slow save
+                # spreads the same loss thinner), so both are reported.
+                r["lost"].append((1.0 - during / alone) * dur if alone > 0 else None)
                 if isinstance(t, TierdCkpt):
                     t.staged_s.pop()
                 # 2. timed, quiet
@@ -793,7 +797,7 @@ def bench(args) -> dict:
             "restore": med([f / x for f, x in zip(r["fio_read"], r["restore"])]),
             "restore_open": med([f / x for f, x in zip(r["fio_read_open"], r["restore_open"])]),
         }
-        r["median"] = {k: med(r[k]) for k in ("blocking", "durable", "staged", "slowdown",
+        r["median"] = {k: med(r[k]) for k in ("blocking", "durable", "staged", "slowdown", "lost",
                                                  "restore", "restore_open", "loop_alone",
                                                  "loop_during")}
     res["median"] = {k: med(res[k]) for k in ("memcpy", "fio_write", "fio_read")}
@@ -811,9 +815,9 @@ def table(res: dict) -> list[str]:
     mm = res["median"]
     nbytes = res["bytes"]
     peers = [n for n in res["tools"] if n not in TIERD_TOOLS]
-    rows = ["| tool | blocking | time until durable | compute-loop slowdown | cold restore "
-            "| bytes on disk | blocking / memcpy | durable / fio write | restore / fio read "
-            "(bandwidth) |",
+    rows = ["| tool | blocking | time until durable | compute-loop slowdown (loop time lost) "
+            "| cold restore | bytes on disk | blocking / memcpy | durable / fio write "
+            "| restore / fio read (bandwidth) |",
             "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
     rows.append(f"| memcpy of the state (baseline) | {ms(mm['memcpy'])} | | | | | 1.00x | | |")
     rows.append(f"| fio seq write / read, same bytes (baseline) | | {ms(mm['fio_write'])} | | "
@@ -846,7 +850,8 @@ def table(res: dict) -> list[str]:
         disk = r["disk"]
         disk_s = "—" if disk is None else f"{disk[0] / MiB:.0f} MiB"
         label = f"{name}: load()" if name == "tierd" and m["restore_open"] is not None else name
-        rows.append(f"| {label} | {blk} | {ms(m['durable'])} | {m['slowdown']:.1f}% "
+        lost = "" if m["lost"] is None else f" ({ms(m['lost'])})"
+        rows.append(f"| {label} | {blk} | {ms(m['durable'])} | {m['slowdown']:.1f}%{lost} "
                     f"| {ms(m['restore'])} | {disk_s} | {sb} | {sd} | {sr} |")
         if m["restore_open"] is not None:
             ro = r["ratio"]["restore_open"]
@@ -899,10 +904,13 @@ def notes(res: dict, argv: list[str]) -> list[str]:
         f"- compute-loop slowdown: 512x512 float32 numpy matmuls (1 BLAS thread) in a separate "
         f"process; iterations/s during [save call, durable] vs. the 1.5 s just before "
         f"(alone: median {'n/a' if la is None else f'{la:.0f}'} it/s) in a separate save of "
-        f"the same tool; the machine has {os.cpu_count()} cores. After each daemon restart "
+        f"the same tool; the machine has {os.cpu_count()} cores. In parentheses, the same "
+        "loss as loop time (slowdown x the window), the median per save: a percentage alone "
+        "reads better the longer a save takes. After each daemon restart "
         "tierd's client maps the new arena writable in a background thread from the moment "
-        "its checkpoint manager opens (once per connection: ~0.1-0.15 s of CPU per GiB of "
-        "arena on this VM), so during the cold restore that follows.",
+        "its checkpoint manager opens (once per connection), so during the cold restore "
+        "that follows; with the daemon's arena in huge pages (its log says which) that maps "
+        "one entry per 2 MiB.",
         "- cold restore: tierd's daemon restarted first (its DRAM tier is empty), page cache "
         "dropped, then load() plus a read of one byte of every 4 KiB page of the result; "
         "verified byte for byte afterwards (untimed). torch.load(weights_only=True); "
@@ -910,7 +918,9 @@ def notes(res: dict, argv: list[str]) -> list[str]:
         "tierd: open(): a second restart and drop, then ck.open() (read-only numpy views "
         "of the daemon's arena, which the chunks are read into O_DIRECT and verified in; a "
         "tensor over several chunks has them mapped side by side) plus the same read of "
-        "every page; load() copies into fresh private memory instead. tierd's client "
+        "every page; load() copies into fresh private memory instead (tensors of 2 MiB and "
+        "more in mappings of their own, advised for huge pages and populated just before "
+        "they are copied into). tierd's client "
         "connects (and maps, but does not populate, its arena: ~10 ms) before the clock "
         "starts.",
         "- tierd's daemons run with store.prewrite = true: their data space (5x the state) "

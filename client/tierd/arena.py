@@ -39,8 +39,10 @@ class Arena:
         self.page_size = page_size
         self.durable = bool(durable)
         try:
-            self._mm = mmap.mmap(fd, arena_bytes, flags=mmap.MAP_SHARED,
-                                 prot=mmap.PROT_READ | mmap.PROT_WRITE)
+            # 2 MiB-aligned: where the daemon's arena is made of huge pages
+            # they are then mapped whole here too (a page-table entry per
+            # 2 MiB), so populating and first reads cost almost nothing.
+            addr = _libc.map_shared_aligned(fd, arena_bytes, mmap.PROT_READ | mmap.PROT_WRITE)
         except BaseException:
             os.close(fd)
             raise
@@ -50,7 +52,7 @@ class Arena:
         self._close_fd = weakref.finalize(self, os.close, fd)
         # One writable uint8 view over the whole mapping; every read view is a
         # slice of it, so `lease.array.base` leads back to this mapping.
-        self.view = np.frombuffer(self._mm, dtype=np.uint8)
+        self.view = np.asarray(_libc.Mapping(addr, arena_bytes, arena_bytes, writable=True))
         # Writable page-table entries for the whole arena, made in the
         # background (populate()) from the first write on, or earlier when a
         # writer announces itself: without them a put faults once per 4 KiB
@@ -117,7 +119,7 @@ class Arena:
         return stitch(self._fd, pieces, self.page_size)
 
     def close(self) -> None:
-        """Unmap if no view is alive; otherwise leave it to the garbage collector."""
+        """Unmap if no view is alive; otherwise when the last view is gone."""
         self._close_fd()
         self.view = None
         # The populate thread holds a view of the whole mapping: stop it
@@ -126,10 +128,8 @@ class Arena:
         th = self._populating
         if th is not None and th is not threading.current_thread():
             th.join()
-        try:
-            self._mm.close()
-        except BufferError:
-            pass  # Leases still read from it; unmapped when they are gone.
+        # The mapping itself goes with its last view: now, unless Leases or
+        # snapshots still read from it.
 
 
 POPULATE_SLICE = 64 << 20

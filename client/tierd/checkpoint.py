@@ -58,6 +58,7 @@ from typing import Any, Iterable
 import msgpack
 import numpy as np
 
+from tierd import hostmem
 from tierd.errors import DaemonUnavailable, InvalidArgument, NotFound, TierdError
 
 FORMAT = 1
@@ -656,7 +657,10 @@ class CheckpointManager:
                 raise NotFound(f"no tensor {unknown[0]!r} in step {m['step']} of {self.run!r}")
         else:
             sel = list(range(len(tensors)))
-        outs = {i: np.empty(tensors[i]["nbytes"], dtype=np.uint8) for i in sel}
+        # Fresh memory is the slow part of a restore on a VM (see
+        # tierd.hostmem): large tensors get huge-page mappings of their own,
+        # populated by the copy threads right before they copy into them.
+        outs = {i: hostmem.fresh_buffer(tensors[i]["nbytes"]) for i in sel}
         need: dict[int, list] = {}
         for i in sel:
             pos = 0
@@ -669,6 +673,7 @@ class CheckpointManager:
 
         def copy_out(ci: int, src: np.ndarray) -> None:
             for ti, pos, off, ln in need[ci]:
+                hostmem.populate(outs[ti], pos, pos + ln)
                 outs[ti][pos:pos + ln] = src[off:off + ln]
         keys_of = lambda part: [self._chunk_key(m["chunks"][ci]) for ci in part]  # noqa: E731
         ahead = None

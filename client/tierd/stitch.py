@@ -22,21 +22,8 @@ import numpy as np
 from tierd import _libc
 
 
-class _Mapping:
-    """Owns one stitched mapping; numpy arrays over it keep it alive."""
-
-    def __init__(self, addr: int, size: int, nbytes: int) -> None:
-        self.addr, self.size = addr, size
-        self.__array_interface__ = {"version": 3, "shape": (nbytes,), "typestr": "|u1",
-                                    "data": (addr, True)}      # True: read-only
-
-    def __del__(self) -> None:
-        if self.addr:
-            addr, self.addr = self.addr, 0
-            try:
-                _libc.munmap(addr, self.size)
-            except OSError:
-                pass    # nothing to do at collection time; the range stays reserved
+class _Mapping(_libc.Mapping):
+    """One stitched mapping (read-only); arrays over it keep it alive."""
 
 
 def stitch(fd: int, pieces: list[tuple[int, int]], page: int) -> np.ndarray:
@@ -57,7 +44,7 @@ def stitch(fd: int, pieces: list[tuple[int, int]], page: int) -> np.ndarray:
     # and nothing else can be mapped between them.
     base = _libc.mmap(None, size, _libc.PROT_NONE, mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS, -1, 0,
                       "reserve address space to stitch into")
-    owner = _Mapping(base, size, nbytes)    # unmaps the range if a piece fails
+    owner = _Mapping(base, size, nbytes, writable=False)    # unmaps the range if a piece fails
     pos = 0
     for off, ln in pieces:
         span = -(-ln // page) * page

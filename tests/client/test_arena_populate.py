@@ -9,20 +9,7 @@ import pytest
 
 import tierd
 from tierd import _libc
-
-
-def mapped_kib(addr: int) -> int:
-    """Rss (KiB) of the mapping that holds addr, from /proc/self/smaps."""
-    with open("/proc/self/smaps") as f:
-        inside = False
-        for line in f:
-            head = line.split()[0]
-            if "-" in head and not head.endswith(":"):
-                lo, hi = (int(x, 16) for x in head.split("-"))
-                inside = lo <= addr < hi
-            elif inside and head == "Rss:":
-                return int(line.split()[1])
-    raise AssertionError(f"no mapping holds {addr:#x}")
+from smaps import mapping_kib as mapped_kib
 
 
 def populate_write_supported() -> bool:
@@ -72,3 +59,22 @@ def test_a_checkpoint_writer_populates_at_open_a_reader_never(daemon):
         assert populating is not None
         populating.join(timeout=60)
         assert not populating.is_alive()
+
+
+def test_a_huge_page_arena_is_mapped_whole(daemon):
+    # The client maps the arena 2 MiB-aligned: where the daemon made it of
+    # huge pages, one page-table entry maps each 2 MiB here too, so the
+    # populate and first reads cost almost nothing.
+    with tierd.connect(daemon.socket) as c:
+        backing = c.status()["namespaces"]["default"]["backing"]
+        c.put("default", "k", b"x" * 10)
+        arena = c._arenas["default"]
+        addr = int(arena.view.ctypes.data)
+        assert addr % _libc.HUGE_PAGE == 0
+        if backing != "thp":
+            pytest.skip(f"the daemon's arena is {backing!r} here (see its log): no huge pages "
+                        "to map whole")
+        arena._populating.join(timeout=60)
+        if not populate_write_supported():
+            pytest.skip("this kernel refuses MADV_POPULATE_WRITE (Linux < 5.14)")
+        assert mapped_kib(addr, "ShmemPmdMapped") == arena.arena_bytes // 1024

@@ -21,11 +21,13 @@ under the lock, so a reader never reads extents that were freed and reused.
 """
 from __future__ import annotations
 
+import collections
+
 import logging
 import os
 import threading
 import time
-from collections import Counter
+from collections import Counter, deque
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Iterable, Iterator, Sequence
@@ -120,7 +122,8 @@ class Store:
         self.damage: list[str] = []
         os.makedirs(self.path, mode=0o700, exist_ok=True)
         self._dirlock = DirectoryLock(self.path)
-        self._catalog = self._files = self._engine = self._read_engine = None
+        self._catalog = self._files = self._engine = None
+        self._read_engines: tuple = ()
         try:
             self._open()
         except BaseException:
@@ -209,8 +212,11 @@ class Store:
         # writes in our process; the kernel and device see both streams.
         self._engine = open_engine(cfg.engine, cfg.queue_depth)
         self._engine.register_files(self._files.fds)
-        self._read_engine = open_engine(cfg.engine, cfg.queue_depth)
-        self._read_engine.register_files(self._files.fds)
+        # Reads get two rings of their own, used in turn by the groups of one
+        # get_many, so the next group is queued before the last one drains.
+        self._read_engines = tuple(open_engine(cfg.engine, cfg.queue_depth) for _ in range(2))
+        for eng in self._read_engines:
+            eng.register_files(self._files.fds)
         chunk = min(cfg.max_io_bytes, STAGING_CHUNK_MAX)
         self._staging = StagingPool(max(cfg.staging_bytes, chunk), chunk)
         self._memory: list[np.ndarray] = []   # caller regions registered for I/O
@@ -218,9 +224,11 @@ class Store:
         # reads have their own thread (never queued behind writes) so a large
         # get verifies one group while the next group's reads are in flight.
         self._io_thread = ThreadPoolExecutor(1, thread_name_prefix="tierd-store-io")
-        self._read_thread = ThreadPoolExecutor(1, thread_name_prefix="tierd-store-read")
+        self._read_thread = ThreadPoolExecutor(len(self._read_engines),
+                                               thread_name_prefix="tierd-store-read")
         self._engine.register_buffers([self._staging.region])
-        self._read_engine.register_buffers([self._staging.region])
+        for eng in self._read_engines:
+            eng.register_buffers([self._staging.region])
         log.info("store %s: %d data file(s), %.1f GiB, page %d, engine %s%s, %d objects, "
                  "%.1f%% used", self.path, len(file_pages), sum(self._files.sizes) / 2**30, page,
                  self._engine.name, " (fixed buffers)" if self._engine.fixed_buffers else "",
@@ -244,7 +252,9 @@ class Store:
             for off in range(0, size, 1 << 30):
                 regions.append((base + off, min(1 << 30, size - off)))
         ok = self._engine.register_buffers(regions)
-        return self._read_engine.register_buffers(regions) and ok
+        for eng in self._read_engines:
+            ok = eng.register_buffers(regions) and ok
+        return ok
 
     def close(self) -> None:
         if not self._closed:
@@ -256,7 +266,7 @@ class Store:
             pool = getattr(self, name, None)
             if pool is not None:
                 pool.shutdown(wait=True)
-        for obj in (getattr(self, "_read_engine", None), self._engine, self._files, self._catalog):
+        for obj in (*self._read_engines, self._engine, self._files, self._catalog):
             if obj is not None:
                 obj.close()
         self._dirlock.release()
@@ -440,7 +450,7 @@ class Store:
         assert off >= nbytes
 
     def _run(self, jobs: list[tuple[np.ndarray, Sequence[Extent], int]], opcode: int,
-             what: str) -> None:
+             what: str, ring: int = 0) -> None:
         """Drive segments of (buffer, extents) jobs through the engine.
 
         A segment goes straight to/from the job's buffer when that is
@@ -487,7 +497,7 @@ class Store:
                             copy_back.append((buf, off, chunk, m))
                         addr = int(chunk.ctypes.data)
                     ops[j] = (addr, foff, n, f, opcode, 0, 0, 0)
-                (self._read_engine if opcode == OP_READ else self._engine).submit(ops)
+                (self._read_engines[ring] if opcode == OP_READ else self._engine).submit(ops)
                 raise_for_results(ops, what)
                 for buf, off, chunk, m in copy_back:
                     buf[off:off + m] = chunk[:m]
@@ -606,9 +616,14 @@ class Store:
 
     def _read_pipelined(self, jobs: list):
         """Read jobs in groups of ~PIPELINE_GROUP_BYTES, yielding (lo, hi) of
-        each group once it is read. While the caller verifies a group, the
-        next one is already being read (xxh3 releases the GIL): measured, the
-        checksum was as long as the I/O when the two ran one after the other."""
+        each group once it is read, in order. While the caller verifies a
+        group (xxh3 releases the GIL), the next ones are being read: two
+        groups are in flight at a time, each on its own ring, so a new group
+        is queued the moment one completes and the device queue never
+        drains between groups. Measured: the checksum was as long as the
+        I/O when the two ran one after the other; with one group in flight
+        at a time, a cold 1 GiB get_many took ~450 ms where the engine
+        alone read it in ~400."""
         bounds, lo, acc = [], 0, 0
         for i, (_, _, n) in enumerate(jobs):
             acc += n
@@ -622,18 +637,24 @@ class Store:
                 self._run(jobs, OP_READ, "read")
             yield from bounds
             return
-        fut = self._read_thread.submit(self._run, jobs[bounds[0][0]:bounds[0][1]], OP_READ, "read")
+        rings = len(self._read_engines)
+        inflight: deque = deque()
+
+        def launch(k: int) -> None:
+            a, b = bounds[k]
+            inflight.append(self._read_thread.submit(self._run, jobs[a:b], OP_READ, "read",
+                                                     k % rings))
         try:
-            for k, (a, b) in enumerate(bounds):
-                fut.result()
-                fut = None
-                if k + 1 < len(bounds):
-                    c, d = bounds[k + 1]
-                    fut = self._read_thread.submit(self._run, jobs[c:d], OP_READ, "read")
-                yield a, b
+            for k in range(min(rings, len(bounds))):
+                launch(k)
+            for k in range(len(bounds)):
+                inflight.popleft().result()
+                if k + rings < len(bounds):
+                    launch(k + rings)
+                yield bounds[k]
         finally:
-            if fut is not None:
-                # Never return (and unpin) while a read into these pages runs.
+            # Never return (and unpin) while a read into these pages runs.
+            for fut in inflight:
                 try:
                     fut.result()
                 except Exception:

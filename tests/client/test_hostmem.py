@@ -1,0 +1,88 @@
+"""load() restores into fresh memory made fast: large tensors get mappings
+of their own, advised for huge pages and populated before they are filled."""
+from __future__ import annotations
+
+import gc
+import mmap
+
+import numpy as np
+import pytest
+
+import tierd
+from smaps import is_mapped, mapping_kib
+from tierd import hostmem
+
+MiB = 1 << 20
+
+
+def thp_mode() -> str:
+    try:
+        with open("/sys/kernel/mm/transparent_hugepage/enabled") as f:
+            text = f.read()
+        return text[text.index("[") + 1:text.index("]")]
+    except (OSError, ValueError):
+        return "unavailable"
+
+
+def root(a):
+    """What finally owns an array's memory (numpy bases, then memoryviews)."""
+    while True:
+        if isinstance(a, np.ndarray) and a.base is not None:
+            a = a.base
+        elif isinstance(a, memoryview):
+            a = a.obj
+        else:
+            return a
+
+
+def test_small_buffers_come_from_numpy():
+    b = hostmem.fresh_buffer(4096)
+    assert b.nbytes == 4096 and b.flags.writeable and b.dtype == np.uint8
+    assert not isinstance(root(b), mmap.mmap)
+
+
+def test_large_buffer_is_a_mapping_of_its_own_freed_with_it():
+    b = hostmem.fresh_buffer(8 * MiB + 123)
+    assert b.nbytes == 8 * MiB + 123 and b.flags.writeable
+    assert isinstance(root(b), mmap.mmap)
+    addr = int(b.ctypes.data)
+    hostmem.populate(b, 0, b.nbytes)
+    b[:] = 5
+    assert int(b[-1]) == 5 and int(b[0]) == 5
+    tail = b[-10:]
+    del b
+    gc.collect()
+    assert is_mapped(addr), "freed under a live view"
+    del tail
+    gc.collect()
+    assert not is_mapped(addr), "the mapping outlived its arrays"
+
+
+def test_populate_maps_huge_pages_where_thp_is_on():
+    if thp_mode() not in ("always", "madvise"):
+        pytest.skip(f"transparent huge pages are {thp_mode()!r} here: 4 KiB pages instead")
+    b = hostmem.fresh_buffer(16 * MiB)
+    hostmem.populate(b, 0, b.nbytes)
+    addr = int(b.ctypes.data)
+    assert mapping_kib(addr, "Rss") >= 16 * 1024 - 4, "populate left pages unmapped"
+    assert mapping_kib(addr, "AnonHugePages") > 0, "no huge page despite MADV_HUGEPAGE"
+
+
+def test_populate_refuses_a_range_outside_the_buffer():
+    b = hostmem.fresh_buffer(4 * MiB)
+    with pytest.raises(AssertionError):
+        hostmem.populate(b, 0, b.nbytes + 1)
+
+
+def test_load_hands_out_large_tensors_in_their_own_mappings(daemon):
+    big = np.random.default_rng(1).standard_normal(3 * MiB // 4).astype(np.float32)  # 3 MiB
+    small = np.arange(100, dtype=np.int64)
+    with tierd.connect(daemon.socket) as c:
+        ck = c.checkpoints("hostmem")
+        ck.save(1, {"big": big, "small": small}).wait("persisted", timeout=60)
+        got = ck.load()
+        ck.close()
+    assert np.array_equal(got["big"], big) and np.array_equal(got["small"], small)
+    assert isinstance(root(got["big"]), mmap.mmap)
+    assert got["big"].flags.writeable and got["small"].flags.writeable
+    got["big"][:] = 0                # the caller's memory: no daemon behind it

@@ -1,0 +1,27 @@
+"""Read this process's /proc/self/smaps: what backs a mapping, in KiB."""
+from __future__ import annotations
+
+
+def mapping_kib(addr: int, field: str = "Rss") -> int:
+    """The smaps field (Rss, ShmemPmdMapped, AnonHugePages, ...) in KiB of
+    the mapping that holds addr."""
+    with open("/proc/self/smaps") as f:
+        inside = False
+        for line in f:
+            head = line.split()[0]
+            if "-" in head and not head.endswith(":"):
+                lo, hi = (int(x, 16) for x in head.split("-"))
+                inside = lo <= addr < hi
+            elif inside and head == field + ":":
+                return int(line.split()[1])
+    raise AssertionError(f"no mapping holds {addr:#x} (or it has no {field})")
+
+
+def is_mapped(addr: int) -> bool:
+    """Whether any mapping of this process holds addr."""
+    with open("/proc/self/maps") as f:
+        for line in f:
+            lo, hi = (int(x, 16) for x in line.split()[0].split("-"))
+            if lo <= addr < hi:
+                return True
+    return False
