@@ -48,6 +48,7 @@ import json
 import os
 import shlex
 import shutil
+import signal
 import statistics
 import subprocess
 import sys
@@ -457,6 +458,8 @@ class TierdCkpt(Tool):
         self.run = "bench-lazy" if self.lazy else "bench"
         self.client = self.daemon.connect()
         self.ck = self.client.checkpoints(self.run, keep_last=3)
+        self.backings: set[str] = set()
+        self._note_backing()
         self.staged_s: list[float] = []
         self.as_torch = False
 
@@ -487,6 +490,11 @@ class TierdCkpt(Tool):
         self.daemon.start()
         self.client = self.daemon.connect()
         self.ck = self.client.checkpoints(self.run, keep_last=3)
+        self._note_backing()
+
+    def _note_backing(self) -> None:
+        """What the daemon's arena is made of this start (huge pages or not)."""
+        self.backings.add(self.client.status()["namespaces"][NS]["backing"])
 
     def load(self, d):
         # Torch tensors back when torch tensors were saved (as the peers return).
@@ -777,6 +785,8 @@ def bench(args) -> dict:
         for t in tools:
             d = os.path.join(root, t.name, "ckpt")
             res["tools"][t.name]["disk"] = t.disk_bytes(d)
+            if isinstance(t, TierdCkpt):
+                res["tools"][t.name]["arena_backing"] = sorted(t.backings)
     finally:
         for t in tools:
             try:
@@ -923,6 +933,10 @@ def notes(res: dict, argv: list[str]) -> list[str]:
         "they are copied into). tierd's client "
         "connects (and maps, but does not populate, its arena: ~10 ms) before the clock "
         "starts.",
+        "- tierd's DRAM arena (status `backing`, over every daemon start): "
+        + "; ".join(f"{n}: {', '.join(r.get('arena_backing') or ['?'])}"
+                    for n, r in res["tools"].items() if n in TIERD_TOOLS)
+        + " (thp: 2 MiB pages, collapsed at start; plain: 4 KiB pages).",
         "- tierd's daemons run with store.prewrite = true: their data space (5x the state) "
         "was written once with zeros when the store was created, before the first "
         "repetition, so a save overwrites space instead of converting fallocated "
@@ -944,6 +958,10 @@ def record(path: str, argv: list[str], rows: list[str], note_lines: list[str]) -
     append_section(path, "checkpoint save/restore vs torch, safetensors, DCP (issue 4)", cmd,
                    [*rows, "", *note_lines], "/tmp")
     log(f"bench_checkpoint: results appended to {path}")
+
+
+def _interrupted(signum, _frame):
+    raise KeyboardInterrupt(f"signal {signum}")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -970,6 +988,9 @@ def main(argv: list[str] | None = None) -> int:
         log("bench_checkpoint: fio is not installed (apt-get install fio)")
         return 1
     warnings.filterwarnings("ignore", message=".*torch.distributed is disabled.*")
+    # SIGTERM (kill, a CI timeout) unwinds like Ctrl-C, so bench()'s cleanup
+    # stops the private daemons and deletes the GiBs of data it wrote.
+    signal.signal(signal.SIGTERM, _interrupted)
     res = bench(args)
     rows, note_lines = table(res), notes(res, argv)
     print(f"\n== checkpoint of a {fmt_size(res['bytes'])} training state: medians of "

@@ -9,7 +9,7 @@ import pytest
 
 import tierd
 from tierd import _libc
-from smaps import mapping_kib as mapped_kib
+from mappings import mapping_kib as mapped_kib
 
 
 def populate_write_supported() -> bool:

@@ -9,30 +9,11 @@ import numpy as np
 import pytest
 
 import tierd
-from smaps import is_mapped, mapping_kib
+from mappings import is_mapped, mapping_kib, memory_owner as root
 from tierd import hostmem
+from tierd_daemon.dram.arena import thp_mode
 
 MiB = 1 << 20
-
-
-def thp_mode() -> str:
-    try:
-        with open("/sys/kernel/mm/transparent_hugepage/enabled") as f:
-            text = f.read()
-        return text[text.index("[") + 1:text.index("]")]
-    except (OSError, ValueError):
-        return "unavailable"
-
-
-def root(a):
-    """What finally owns an array's memory (numpy bases, then memoryviews)."""
-    while True:
-        if isinstance(a, np.ndarray) and a.base is not None:
-            a = a.base
-        elif isinstance(a, memoryview):
-            a = a.obj
-        else:
-            return a
 
 
 def test_small_buffers_come_from_numpy():
@@ -59,8 +40,9 @@ def test_large_buffer_is_a_mapping_of_its_own_freed_with_it():
 
 
 def test_populate_maps_huge_pages_where_thp_is_on():
-    if thp_mode() not in ("always", "madvise"):
-        pytest.skip(f"transparent huge pages are {thp_mode()!r} here: 4 KiB pages instead")
+    mode = thp_mode("enabled")
+    if mode not in ("always", "madvise"):
+        pytest.skip(f"transparent huge pages are {mode!r} here: 4 KiB pages instead")
     b = hostmem.fresh_buffer(16 * MiB)
     hostmem.populate(b, 0, b.nbytes)
     addr = int(b.ctypes.data)

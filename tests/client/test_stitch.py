@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 import tierd
+from mappings import is_mapped
 from tierd.arena import Arena
 from tierd.stitch import stitch
 
@@ -21,15 +22,6 @@ def memfd(nbytes: int) -> tuple[int, np.ndarray]:
     view = np.frombuffer(mmap.mmap(fd, nbytes), dtype=np.uint8)
     view[:] = np.arange(nbytes, dtype=np.uint64) % 251
     return fd, view
-
-
-def mapped(addr: int) -> bool:
-    with open("/proc/self/maps") as f:
-        for line in f:
-            lo, hi = (int(x, 16) for x in line.split()[0].split("-"))
-            if lo <= addr < hi:
-                return True
-    return False
 
 
 def test_pieces_read_back_to_back_in_order():
@@ -65,10 +57,10 @@ def test_unmapped_when_the_last_view_is_gone():
         addr = int(arr.ctypes.data)
         del arr
         gc.collect()
-        assert mapped(addr) and part[0] == _view[2 * PAGE]
+        assert is_mapped(addr) and part[0] == _view[2 * PAGE]
         del part
         gc.collect()
-        assert not mapped(addr)
+        assert not is_mapped(addr)
     finally:
         os.close(fd)
 

@@ -52,9 +52,11 @@ def _hugetlb_free_bytes() -> int:
         return 0
 
 
-def _shmem_thp_mode() -> str:
+def thp_mode(which: str = "shmem_enabled") -> str:
+    """The chosen transparent-huge-page mode: of shmem, or of anonymous
+    memory with which="enabled"."""
     try:
-        with open("/sys/kernel/mm/transparent_hugepage/shmem_enabled") as f:
+        with open(f"/sys/kernel/mm/transparent_hugepage/{which}") as f:
             text = f.read()
         return text[text.index("[") + 1:text.index("]")]
     except (OSError, ValueError):
@@ -86,11 +88,13 @@ class Arena:
         assert self.array.ctypes.data % page == 0
         self.alloc = ExtentAllocator([nbytes // page])
         what = {"hugetlb": "hugetlbfs pages",
-                "thp": f"shmem huge pages (MADV_COLLAPSE; shmem_enabled={_shmem_thp_mode()})",
+                "thp": f"shmem huge pages (MADV_COLLAPSE; shmem_enabled={thp_mode()})",
                 "plain": f"plain 4 KiB pages ({why_not_huge}; DMA into it goes in 4 KiB "
                          f"segments, so NVMe requests are smaller)"}[self.backing]
-        log.info("arena %s: %d MiB, %s, reserved and mapped in %.2f s (%.1f GB/s)", ns,
-                 nbytes >> 20, what, dt, nbytes / max(dt, 1e-9) / 1e9)
+        # Plain pages on a large arena cost NVMe bandwidth: say so louder.
+        level = logging.WARNING if self.backing == "plain" and nbytes >= HUGE else logging.INFO
+        log.log(level, "arena %s: %d MiB, %s, reserved and mapped in %.2f s (%.1f GB/s)", ns,
+                nbytes >> 20, what, dt, nbytes / max(dt, 1e-9) / 1e9)
 
     @staticmethod
     def _create(ns: str, nbytes: int) -> tuple[int, str]:
@@ -187,13 +191,16 @@ def _reserve(ns: str, fd: int, nbytes: int) -> None:
 def _collapse(fd: int, addr: int, nbytes: int) -> str | None:
     """Make the 2 MiB-aligned shared mapping at addr huge pages; None when
     done, else why not (the pages then stay 4 KiB, which works)."""
-    for off in range(0, nbytes, HUGE):
-        os.posix_fallocate(fd, off, 4096)       # a seed page per huge page
+    try:
+        for off in range(0, nbytes, HUGE):
+            os.posix_fallocate(fd, off, 4096)   # a seed page per huge page
+    except OSError as e:
+        return f"seed pages refused: {e.strerror}"   # _reserve then says what to do
     try:
         _libc.madvise(addr, nbytes, _libc.MADV_COLLAPSE, "madvise(MADV_COLLAPSE)")
     except OSError as e:
         return {errno.EINVAL: "this kernel cannot collapse shmem into huge pages "
-                              f"(MADV_COLLAPSE, Linux 6.1+; shmem_enabled={_shmem_thp_mode()})",
+                              f"(MADV_COLLAPSE, Linux 6.1+; shmem_enabled={thp_mode()})",
                 errno.EAGAIN: "no free huge pages right now (memory fragmented)",
                 errno.ENOMEM: "no free huge pages right now (memory fragmented)"}.get(
             e.errno, f"MADV_COLLAPSE: {e.strerror}")

@@ -12,7 +12,7 @@ import os
 import numpy as np
 import pytest
 
-from smaps import is_mapped, mapping_kib
+from mappings import is_mapped, mapping_kib
 from tierd import _libc
 from tierd_daemon.dram.arena import HUGE, Arena
 

@@ -1,5 +1,9 @@
-"""Read this process's /proc/self/smaps: what backs a mapping, in KiB."""
+"""This process's memory as the kernel and numpy see it: which mappings
+exist and what backs them (/proc/self/maps, smaps), and what owns an
+array's memory."""
 from __future__ import annotations
+
+import numpy as np
 
 
 def mapping_kib(addr: int, field: str = "Rss") -> int:
@@ -25,3 +29,14 @@ def is_mapped(addr: int) -> bool:
             if lo <= addr < hi:
                 return True
     return False
+
+
+def memory_owner(a):
+    """What finally owns an array's memory (numpy bases, then memoryviews)."""
+    while True:
+        if isinstance(a, np.ndarray) and a.base is not None:
+            a = a.base
+        elif isinstance(a, memoryview):
+            a = a.obj
+        else:
+            return a
