@@ -540,9 +540,12 @@ R = ring.size
 a = np.random.default_rng(0).standard_normal((512, 512), dtype=np.float32)
 b = a.copy(); c = np.empty_like(a)
 n = 0
+parent = os.getppid()
 while True:
     ctl = buf[0]
-    if ctl < 0:
+    # Orphaned (the benchmark was killed): stop, or it would spin on a core
+    # and slow whatever runs next.
+    if ctl < 0 or os.getppid() != parent:
         break
     if ctl == 0:
         time.sleep(0.001)

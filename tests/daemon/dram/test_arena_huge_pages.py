@@ -48,7 +48,10 @@ def test_arena_is_huge_pages_mapped_whole(caplog):
     caplog.set_level(logging.INFO, logger="tierd.dram")
     a = Arena("t", 8 * MiB, 4096)
     try:
-        assert a.backing == "thp"
+        if a.backing == "plain" and "no free huge pages right now" in caplog.text:
+            pytest.skip("the kernel had no free 2 MiB pages at this moment (memory "
+                        "fragmented); the arena fell back to 4 KiB pages, as it should")
+        assert a.backing == "thp", caplog.text
         assert a.addr % HUGE == 0
         # Every 2 MiB is one huge page, mapped by one page-table entry.
         assert mapping_kib(a.addr, "ShmemPmdMapped") == 8 * 1024
