@@ -21,6 +21,21 @@ def mapping_kib(addr: int, field: str = "Rss") -> int:
     raise AssertionError(f"no mapping holds {addr:#x} (or it has no {field})")
 
 
+def mapping_flags(addr: int) -> set[str]:
+    """The VmFlags of the mapping that holds addr ("hg": advised for huge
+    pages, "nh": advised against them, ...)."""
+    with open("/proc/self/smaps") as f:
+        inside = False
+        for line in f:
+            head = line.split()[0]
+            if "-" in head and not head.endswith(":"):
+                lo, hi = (int(x, 16) for x in head.split("-"))
+                inside = lo <= addr < hi
+            elif inside and head == "VmFlags:":
+                return set(line.split()[1:])
+    raise AssertionError(f"no mapping holds {addr:#x}")
+
+
 def is_mapped(addr: int) -> bool:
     """Whether any mapping of this process holds addr."""
     with open("/proc/self/maps") as f:

@@ -2,17 +2,25 @@
 
 A restore that hands out writable arrays (`load()`) must put every byte in
 memory the caller owns, and on a VM the first touch of fresh memory, not the
-copy, sets the pace: measured on the development VM, copying 1 GiB into
-fresh 4 KiB pages took 0.36-0.45 s (one fault per page), and into a fresh
-mapping with transparent huge pages that faulted during the copy 0.1-1.6 s,
-but populating the huge-page mapping first (MADV_POPULATE_WRITE: 44-57 ms)
-and then copying (51 ms) took ~0.1 s every time.
+copy, sets the pace. Two measured lessons (development VM, 1 GiB, THP mode
+"madvise", defrag "madvise"):
 
-So a large buffer gets its own anonymous mapping, advised for huge pages
-(THP "madvise" mode, the common default, honours it), and whoever fills a
-range populates it first (`populate`, which releases the GIL). Small
-buffers come from numpy as usual. Without THP or MADV_POPULATE_WRITE
-(Linux < 5.14) the same calls work and pages fault as they are written.
+- Huge pages are a trap here. numpy advises MADV_HUGEPAGE on large arrays,
+  and with defrag=madvise every huge page then waits for direct compaction
+  when free memory is fragmented (as it is right after a daemon restart
+  frees and takes back its arena): cold loads of the benchmark snapshot
+  took 5.4-8.2 s with huge-page buffers, 0.7-1.1 s with 4 KiB ones (3
+  interleaved rounds); filling a fresh numpy array took 11-13 s in some
+  rounds of an isolated test and 0.12 s in others.
+- Populating the pages ahead (MADV_POPULATE_WRITE, off the GIL) is cheaper
+  than faulting them one by one during the copy: 0.71-0.85 s against
+  0.84-1.15 s in the same rounds.
+
+So a large buffer gets its own anonymous mapping with no advice (the kernel
+still uses huge pages where they are free for the taking, with THP
+"always", and never stalls for them), and whoever fills a range populates
+it first (`populate`). Small buffers come from numpy as usual. Without
+MADV_POPULATE_WRITE (Linux < 5.14) pages fault as they are written.
 """
 from __future__ import annotations
 
@@ -27,7 +35,8 @@ PAGE = mmap.PAGESIZE
 
 
 def fresh_buffer(nbytes: int) -> np.ndarray:
-    """A writable uint8 array of nbytes; a mapping of its own from 2 MiB.
+    """A writable uint8 array of nbytes; a mapping of its own (not advised
+    for huge pages, unlike numpy's) from 2 MiB.
 
     The mapping is freed with the last array that views it (numpy keeps the
     mmap object as the array's base)."""
@@ -35,11 +44,6 @@ def fresh_buffer(nbytes: int) -> np.ndarray:
     if nbytes < HUGE:
         return np.empty(nbytes, dtype=np.uint8)
     mm = mmap.mmap(-1, nbytes, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS)
-    if hasattr(mmap, "MADV_HUGEPAGE"):
-        try:
-            mm.madvise(mmap.MADV_HUGEPAGE)
-        except OSError:
-            pass            # THP off or unsupported: 4 KiB pages, still correct
     return np.frombuffer(mm, dtype=np.uint8)
 
 
