@@ -1,16 +1,17 @@
 """A namespace's DRAM arena, mapped into this process.
 
 The daemon sends the arena's memfd once per namespace per connection
-(open_ns, SCM_RIGHTS). The client maps it MAP_SHARED read/write; puts copy
+(open_ns, SCM_RIGHTS). The client maps it MAP_SHARED read/write, 2 MiB-
+aligned (so the daemon's huge pages map whole here too); puts copy
 straight into it at the offsets alloc returns, gets hand out read-only numpy
 views of it (zero-copy). The fd stays open while the Arena lives, so objects
 lying apart in the arena can be mapped again side by side (`stitch`).
 
 A mapping outlives its connection: after a daemon restart the client opens
 the namespace again (a new arena), but views of the old mapping that Leases
-still hold stay valid memory; the mapping is unmapped when the last view is
-gone (mmap refuses to close while numpy exports its buffer, so `close()`
-only drops what it can).
+still hold stay valid memory; the mapping (a tierd._libc.Mapping, the base
+of every view) is unmapped when the last view is gone, so `close()` only
+drops this Arena's own references.
 """
 from __future__ import annotations
 
