@@ -69,7 +69,10 @@ MiB = 1 << 20
 GiB = 1 << 30
 NS = "default"
 ALL_TOOLS = ("torch.save", "safetensors", "dcp.save", "dcp.async_save", "tierd", "tierd-lazy")
-TIERD_TOOLS = ("tierd", "tierd-lazy")
+# Not run by default: tierd with its DRAM arena kept in 4 KiB pages, for an
+# A/B of the huge-page arena inside one run (--tools tierd,tierd-4k).
+EXTRA_TOOLS = ("tierd-4k",)
+TIERD_TOOLS = ("tierd", "tierd-lazy", "tierd-4k")
 BAR_BLOCKING = 1.5       # blocking <= 1.5x memcpy of the state
 BAR_DURABLE = 1.2        # durable <= 1.2x fio sequential write of the same bytes
 BAR_RESTORE = 0.8        # restore bandwidth >= 0.8x fio sequential read
@@ -437,6 +440,7 @@ class DcpAsyncSave(DcpSave):
 class TierdCkpt(Tool):
     """tierd checkpoints through a private daemon (DRAM 2.5x, store 5x the state)."""
     name, needs, lazy = "tierd", ("tierd",), False
+    huge_pages = True
 
     def available(self):
         why = super().available()
@@ -453,7 +457,7 @@ class TierdCkpt(Tool):
         self.daemon = Daemon(capacity=5 * state_size + 256 * MiB,
                              dram=int(2.5 * state_size) + 64 * MiB,
                              root=os.path.join(root, "daemon"), log_level="warning",
-                             prewrite=True)
+                             prewrite=True, huge_pages=self.huge_pages)
         self.daemon.start()
         self.run = "bench-lazy" if self.lazy else "bench"
         self.client = self.daemon.connect()
@@ -523,8 +527,13 @@ class TierdLazy(TierdCkpt):
     name, lazy = "tierd-lazy", True
 
 
+class Tierd4k(TierdCkpt):
+    """tierd with namespaces.default.huge_pages = false (4 KiB arena pages)."""
+    name, huge_pages = "tierd-4k", False
+
+
 ADAPTERS = {c.name: c for c in (TorchSave, SafetensorsSave, DcpSave, DcpAsyncSave,
-                                 TierdCkpt, TierdLazy)}
+                                 TierdCkpt, TierdLazy, Tierd4k)}
 
 
 # ---- the concurrent compute loop ------------------------------------------------------
@@ -835,7 +844,7 @@ def table(res: dict) -> list[str]:
     rows.append(f"| memcpy of the state (baseline) | {ms(mm['memcpy'])} | | | | | 1.00x | | |")
     rows.append(f"| fio seq write / read, same bytes (baseline) | | {ms(mm['fio_write'])} | | "
                 f"{ms(mm['fio_read'])} | {nbytes / MiB:.0f} MiB | | 1.00x | 1.00x |")
-    for name in ALL_TOOLS:
+    for name in ALL_TOOLS + EXTRA_TOOLS:
         if name in res["skipped"]:
             rows.append(f"| {name} | not available: {res['skipped'][name]} | | | | | | | |")
             continue
@@ -974,7 +983,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--runs", type=int, default=None, help="repetitions (default 5; --quick: 2)")
     ap.add_argument("--quick", action="store_true", help="128 MiB, 2 runs: a smoke test")
     ap.add_argument("--tools", default=",".join(ALL_TOOLS),
-                    help=f"comma-separated subset of {','.join(ALL_TOOLS)}")
+                    help=f"comma-separated subset of {','.join(ALL_TOOLS + EXTRA_TOOLS)} "
+                         "(default: all but tierd-4k)")
     ap.add_argument("--no-torch-state", action="store_true",
                     help="numpy state even when torch is installed (tierd-only runs)")
     ap.add_argument("--record", metavar="FILE", help="append the table to FILE (perf/RESULTS.md)")
@@ -984,7 +994,7 @@ def main(argv: list[str] | None = None) -> int:
     args.tools = [t.strip() for t in args.tools.split(",") if t.strip()]
     bad = [t for t in args.tools if t not in ADAPTERS]
     if bad:
-        ap.error(f"unknown tool(s) {bad}; choose from {','.join(ALL_TOOLS)}")
+        ap.error(f"unknown tool(s) {bad}; choose from {','.join(ALL_TOOLS + EXTRA_TOOLS)}")
     args.size = 128 * MiB if args.quick and "--size" not in " ".join(argv) else parse_size(args.size)
     args.runs = args.runs or (2 if args.quick else 5)
     if shutil.which("fio") is None:

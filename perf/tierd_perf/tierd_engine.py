@@ -57,6 +57,7 @@ prewrite = {prewrite}
 [namespaces.default]
 durable = true
 dram_bytes = {dram}
+huge_pages = {huge_pages}
 """
 
 
@@ -88,7 +89,7 @@ class Daemon:
 
     def __init__(self, capacity: int, dram: int, root: str | None = None, *,
                  alloc_timeout: float = 30.0, log_level: str = "info",
-                 prewrite: bool = False) -> None:
+                 prewrite: bool = False, huge_pages: bool = True) -> None:
         self.own_root = root is None
         self.root = root or tempfile.mkdtemp(prefix="tierd-perf-daemon-", dir="/tmp")
         os.makedirs(self.root, exist_ok=True)
@@ -101,7 +102,8 @@ class Daemon:
             f.write(DAEMON_TOML.format(data_dir=self.data_dir, socket=self.socket,
                                        capacity=self.capacity, dram=self.dram,
                                        alloc_timeout=alloc_timeout, log_level=log_level,
-                                       prewrite="true" if prewrite else "false"))
+                                       prewrite="true" if prewrite else "false",
+                                       huge_pages="true" if huge_pages else "false"))
         self.proc: subprocess.Popen | None = None
 
     @property

@@ -43,6 +43,7 @@ def test_env_var_is_used(monkeypatch, tmp_path):
     ("bogus = 1\n", "unknown key 'bogus'"),
     ("[namespaces.x]\ncompression = \"lz4\"\n", "compression"),
     ("[namespaces.x]\ndurabel = true\n", "unknown key 'durabel'"),
+    ("[namespaces.x]\nhuge_pages = \"no\"\n", "namespaces.x.huge_pages"),
     ("[namespaces.\"bad name\"]\n", "namespace name"),
     ("log_level = \"loud\"\n", "log_level"),
     ("[store\n", "not valid TOML"),

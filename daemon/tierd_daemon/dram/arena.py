@@ -66,7 +66,7 @@ def thp_mode(which: str = "shmem_enabled") -> str:
 class Arena:
     """Page-granular, contiguous allocations inside one shared mapping."""
 
-    def __init__(self, ns: str, nbytes: int, page: int) -> None:
+    def __init__(self, ns: str, nbytes: int, page: int, huge_pages: bool = True) -> None:
         assert page > 0 and nbytes >= page
         self.ns = ns
         self.page = page
@@ -74,7 +74,7 @@ class Arena:
         t0 = time.perf_counter()
         self.fd, self.backing = self._create(ns, nbytes)
         try:
-            self.addr, why_not_huge = self._map(ns, self.fd, nbytes)
+            self.addr, why_not_huge = self._map(ns, self.fd, nbytes, huge_pages)
         except BaseException:
             os.close(self.fd)
             raise
@@ -92,7 +92,8 @@ class Arena:
                 "plain": f"plain 4 KiB pages ({why_not_huge}; DMA into it goes in 4 KiB "
                          f"segments, so NVMe requests are smaller)"}[self.backing]
         # Plain pages on a large arena cost NVMe bandwidth: say so louder.
-        level = logging.WARNING if self.backing == "plain" and nbytes >= HUGE else logging.INFO
+        level = logging.WARNING if self.backing == "plain" and nbytes >= HUGE and huge_pages \
+            else logging.INFO
         log.log(level, "arena %s: %d MiB, %s, reserved and mapped in %.2f s (%.1f GB/s)", ns,
                 nbytes >> 20, what, dt, nbytes / max(dt, 1e-9) / 1e9)
 
@@ -120,7 +121,8 @@ class Arena:
             raise
         return fd, "shmem"
 
-    def _map(self, ns: str, fd: int, nbytes: int) -> tuple[int, str | None]:
+    def _map(self, ns: str, fd: int, nbytes: int,
+             huge_pages: bool = True) -> tuple[int, str | None]:
         """Reserve every page and map them, 2 MiB-aligned and populated.
 
         Shmem is made of huge pages where the kernel can: one page of each
@@ -135,8 +137,9 @@ class Arena:
         Returns (address, None) or (address, why the pages are not huge)."""
         if self.backing == "hugetlb":
             return _libc.map_shared_aligned(fd, nbytes, _RW, populate=True), None
-        why = "smaller than one huge page"
-        if nbytes % HUGE == 0:
+        why = "smaller than one huge page" if huge_pages else \
+            f"namespaces.{ns}.huge_pages = false"
+        if huge_pages and nbytes % HUGE == 0:
             addr = _libc.map_shared_aligned(fd, nbytes, _RW)
             try:
                 why = _collapse(fd, addr, nbytes)

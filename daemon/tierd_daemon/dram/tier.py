@@ -112,7 +112,7 @@ class DramTier:
                                        daemon=True)
 
     def add_namespace(self, ns: str, cfg, policy: str = DEFAULT_POLICY) -> NamespaceTier:
-        arena = Arena(ns, cfg.dram_bytes, self.page)
+        arena = Arena(ns, cfg.dram_bytes, self.page, huge_pages=cfg.huge_pages)
         self.store.register_memory(arena.array)
         t = NamespaceTier(ns, arena, make_policy(policy, arena.nbytes))
         with self.cond:

@@ -39,6 +39,7 @@ class NamespaceConfig:
     # Daemon-level policy (the store itself ignores these):
     dram_bytes: int = 0           # DRAM arena of this namespace; 0: the daemon's default share
     nvme_bytes: int = 0           # NVMe quota; 0: unlimited (up to the store's capacity)
+    huge_pages: bool = True       # DRAM arena in 2 MiB pages where the kernel can (dram/arena.py)
     allow_uids: tuple[int, ...] | None = None   # None: any client that can reach the socket
     allow_gids: tuple[int, ...] | None = None
 
@@ -52,6 +53,8 @@ class NamespaceConfig:
             v = getattr(self, name)
             if not isinstance(v, int) or isinstance(v, bool) or v < 0:
                 raise InvalidArgument(f"{name}: expected a size >= 0, got {v!r}")
+        if not isinstance(self.huge_pages, bool):
+            raise InvalidArgument(f"huge_pages: expected true or false, got {self.huge_pages!r}")
         for name in ("allow_uids", "allow_gids"):
             v = getattr(self, name)
             if v is not None:

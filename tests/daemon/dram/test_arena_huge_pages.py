@@ -98,3 +98,16 @@ def test_mapping_goes_with_its_last_view():
     del view
     gc.collect()
     assert not is_mapped(addr), "the arena mapping outlived its last view"
+
+
+def test_huge_pages_can_be_turned_off(caplog):
+    caplog.set_level(logging.INFO, logger="tierd.dram")
+    a = Arena("t", 4 * MiB, 4096, huge_pages=False)
+    try:
+        assert a.backing == "plain"
+        assert mapping_kib(a.addr, "ShmemPmdMapped") == 0
+        assert "namespaces.t.huge_pages = false" in caplog.text
+        assert not [r for r in caplog.records if r.levelno >= logging.WARNING], \
+            "a choice the operator made is not a warning"
+    finally:
+        a.close()
