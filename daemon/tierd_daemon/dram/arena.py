@@ -52,11 +52,9 @@ def _hugetlb_free_bytes() -> int:
         return 0
 
 
-def thp_mode(which: str = "shmem_enabled") -> str:
-    """The chosen transparent-huge-page mode: of shmem, or of anonymous
-    memory with which="enabled"."""
+def _shmem_thp_mode() -> str:
     try:
-        with open(f"/sys/kernel/mm/transparent_hugepage/{which}") as f:
+        with open("/sys/kernel/mm/transparent_hugepage/shmem_enabled") as f:
             text = f.read()
         return text[text.index("[") + 1:text.index("]")]
     except (OSError, ValueError):
@@ -72,23 +70,24 @@ class Arena:
         self.page = page
         self.nbytes = nbytes = nbytes // HUGE * HUGE if nbytes >= HUGE else nbytes // page * page
         t0 = time.perf_counter()
-        self.fd, self.backing = self._create(ns, nbytes)
+        self.fd, hugetlb = self._create(ns, nbytes)
         try:
-            self.addr, why_not_huge = self._map(ns, self.fd, nbytes, huge_pages)
+            if hugetlb:
+                self.addr, why_not_huge = _libc.map_shared_aligned(
+                    self.fd, nbytes, _RW, populate=True), None
+            else:
+                self.addr, why_not_huge = _map_shmem(ns, self.fd, nbytes, huge_pages)
         except BaseException:
             os.close(self.fd)
             raise
         dt = time.perf_counter() - t0
-        if self.backing == "shmem" and why_not_huge is None:
-            self.backing = "thp"
-        elif self.backing == "shmem":
-            self.backing = "plain"
+        self.backing = "hugetlb" if hugetlb else "thp" if why_not_huge is None else "plain"
         # The mapping goes with the last numpy view of it (never under one).
         self.array = np.asarray(_libc.Mapping(self.addr, nbytes, nbytes, writable=True))
         assert self.array.ctypes.data % page == 0
         self.alloc = ExtentAllocator([nbytes // page])
         what = {"hugetlb": "hugetlbfs pages",
-                "thp": f"shmem huge pages (MADV_COLLAPSE; shmem_enabled={thp_mode()})",
+                "thp": f"shmem huge pages (MADV_COLLAPSE; shmem_enabled={_shmem_thp_mode()})",
                 "plain": f"plain 4 KiB pages ({why_not_huge}; DMA into it goes in 4 KiB "
                          f"segments, so NVMe requests are smaller)"}[self.backing]
         # Plain pages on a large arena cost NVMe bandwidth: say so louder.
@@ -98,9 +97,10 @@ class Arena:
                 nbytes >> 20, what, dt, nbytes / max(dt, 1e-9) / 1e9)
 
     @staticmethod
-    def _create(ns: str, nbytes: int) -> tuple[int, str]:
-        """The memfd: hugetlbfs pages (reserved here) when enough are free,
-        else shmem (reserved by _map, after it tried for huge pages)."""
+    def _create(ns: str, nbytes: int) -> tuple[int, bool]:
+        """The memfd and whether it is hugetlbfs: those pages (reserved here)
+        when enough are free, else shmem (reserved by _map_shmem, after it
+        tried for huge pages)."""
         name = f"tierd-{ns}"
         if nbytes % HUGE == 0 and _hugetlb_free_bytes() >= nbytes:
             fd = -1
@@ -108,7 +108,7 @@ class Arena:
                 fd = os.memfd_create(name, os.MFD_CLOEXEC | os.MFD_HUGETLB)
                 os.ftruncate(fd, nbytes)
                 os.posix_fallocate(fd, 0, nbytes)
-                return fd, "hugetlb"
+                return fd, True
             except OSError as e:
                 log.info("arena %s: hugetlbfs pages refused (%s); using shmem", ns, e)
                 if fd >= 0:
@@ -119,42 +119,7 @@ class Arena:
         except OSError:
             os.close(fd)
             raise
-        return fd, "shmem"
-
-    def _map(self, ns: str, fd: int, nbytes: int,
-             huge_pages: bool = True) -> tuple[int, str | None]:
-        """Reserve every page and map them, 2 MiB-aligned and populated.
-
-        Shmem is made of huge pages where the kernel can: one page of each
-        2 MiB is allocated, MADV_COLLAPSE turns each such range into one
-        huge page (filling the rest with zeros, whatever shmem_enabled
-        says), and only then is the remainder reserved. Measured on the
-        development VM, that costs about what prefaulting 4 KiB pages does
-        (5.9 s vs 6.1-7.7 s for 2.6 GiB while its memory was slow), where
-        collapsing already-populated pages cost 1.4 s/GiB more. It must
-        happen before the store registers the arena with its rings:
-        registered pages are pinned, and pinned pages cannot be collapsed.
-        Returns (address, None) or (address, why the pages are not huge)."""
-        if self.backing == "hugetlb":
-            return _libc.map_shared_aligned(fd, nbytes, _RW, populate=True), None
-        why = "smaller than one huge page" if huge_pages else \
-            f"namespaces.{ns}.huge_pages = false"
-        if huge_pages and nbytes % HUGE == 0:
-            addr = _libc.map_shared_aligned(fd, nbytes, _RW)
-            try:
-                why = _collapse(fd, addr, nbytes)
-                _reserve(ns, fd, nbytes)
-                if why is None:
-                    # Page tables for the huge pages (one entry per 2 MiB).
-                    _libc.madvise(addr, nbytes, _libc.MADV_POPULATE_WRITE,
-                                  "madvise(MADV_POPULATE_WRITE)")
-                    return addr, None
-            except BaseException:
-                _libc.munmap(addr, nbytes)
-                raise
-            _libc.munmap(addr, nbytes)
-        _reserve(ns, fd, nbytes)
-        return _libc.map_shared_aligned(fd, nbytes, _RW, populate=True), why
+        return fd, False
 
     def allocate(self, nbytes: int) -> Extent | None:
         """One contiguous run for nbytes (clients see a single offset), or None."""
@@ -182,6 +147,40 @@ class Arena:
         os.close(self.fd)
 
 
+def _map_shmem(ns: str, fd: int, nbytes: int, huge_pages: bool) -> tuple[int, str | None]:
+    """Reserve every page of the shmem memfd and map them, 2 MiB-aligned and
+    populated.
+
+    Shmem is made of huge pages where the kernel can: one page of each
+    2 MiB is allocated, MADV_COLLAPSE turns each such range into one
+    huge page (filling the rest with zeros, whatever shmem_enabled
+    says), and only then is the remainder reserved. Measured on the
+    development VM, that costs about what prefaulting 4 KiB pages does
+    (5.9 s vs 6.1-7.7 s for 2.6 GiB while its memory was slow), where
+    collapsing already-populated pages cost 1.4 s/GiB more. It must
+    happen before the store registers the arena with its rings:
+    registered pages are pinned, and pinned pages cannot be collapsed.
+    Returns (address, None) or (address, why the pages are not huge)."""
+    why = "smaller than one huge page" if huge_pages else \
+        f"namespaces.{ns}.huge_pages = false"
+    if huge_pages and nbytes % HUGE == 0:
+        addr = _libc.map_shared_aligned(fd, nbytes, _RW)
+        try:
+            why = _collapse(fd, addr, nbytes)
+            _reserve(ns, fd, nbytes)
+            if why is None:
+                # Page tables for the huge pages (one entry per 2 MiB).
+                _libc.madvise(addr, nbytes, _libc.MADV_POPULATE_WRITE,
+                              "madvise(MADV_POPULATE_WRITE)")
+                return addr, None
+        except BaseException:
+            _libc.munmap(addr, nbytes)
+            raise
+        _libc.munmap(addr, nbytes)
+    _reserve(ns, fd, nbytes)
+    return _libc.map_shared_aligned(fd, nbytes, _RW, populate=True), why
+
+
 def _reserve(ns: str, fd: int, nbytes: int) -> None:
     """Allocate every page now: a full tier is an error here, never a SIGBUS."""
     try:
@@ -203,7 +202,7 @@ def _collapse(fd: int, addr: int, nbytes: int) -> str | None:
         _libc.madvise(addr, nbytes, _libc.MADV_COLLAPSE, "madvise(MADV_COLLAPSE)")
     except OSError as e:
         return {errno.EINVAL: "this kernel cannot collapse shmem into huge pages "
-                              f"(MADV_COLLAPSE, Linux 6.1+; shmem_enabled={thp_mode()})",
+                              f"(MADV_COLLAPSE, Linux 6.1+; shmem_enabled={_shmem_thp_mode()})",
                 errno.EAGAIN: "no free huge pages right now (memory fragmented)",
                 errno.ENOMEM: "no free huge pages right now (memory fragmented)"}.get(
             e.errno, f"MADV_COLLAPSE: {e.strerror}")

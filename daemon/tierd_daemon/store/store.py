@@ -21,8 +21,6 @@ under the lock, so a reader never reads extents that were freed and reused.
 """
 from __future__ import annotations
 
-import collections
-
 import logging
 import os
 import threading
