@@ -1,5 +1,6 @@
 """load() restores into fresh memory made fast: large tensors get mappings
-of their own, not advised for huge pages, populated before they are filled."""
+of their own, not advised for huge pages, populated ahead of the copies by a
+thread of their own (hostmem.Populator)."""
 from __future__ import annotations
 
 import gc
@@ -66,3 +67,46 @@ def test_load_hands_out_large_tensors_in_their_own_mappings(daemon):
     assert isinstance(root(got["big"]), mmap.mmap)
     assert got["big"].flags.writeable and got["small"].flags.writeable
     got["big"][:] = 0                # the caller's memory: no daemon behind it
+
+
+def _resident(b: np.ndarray) -> bool:
+    return mapping_kib(int(b.ctypes.data), "Rss") >= b.nbytes // 1024 - 4
+
+
+def test_populator_readies_every_range_in_any_order():
+    bufs = [hostmem.fresh_buffer(4 * MiB) for _ in range(6)]
+    ranges = [(b, 0, b.nbytes) for b in bufs]
+    with hostmem.Populator(ranges) as pop:
+        for i in (5, 0, 3, 1, 4, 2):      # the last first: its caller populates it itself
+            pop.ready(i)
+            assert _resident(bufs[i]), f"range {i} not populated when ready() returned"
+
+
+def test_populator_close_stops_its_thread_with_ranges_left():
+    bufs = [hostmem.fresh_buffer(2 * MiB) for _ in range(64)]
+    pop = hostmem.Populator([(b, 0, b.nbytes) for b in bufs])
+    pop.close()
+    assert not pop._thread.is_alive()
+    assert not any(_resident(b) for b in bufs[-8:]), "kept populating after close()"
+
+
+def test_failed_load_stops_its_populator(daemon, monkeypatch):
+    made = []
+
+    class Recorded(hostmem.Populator):
+        def __init__(self, ranges):
+            super().__init__(ranges)
+            made.append(self)
+    monkeypatch.setattr(hostmem, "Populator", Recorded)
+    rng = np.random.default_rng(2)
+    state = {f"w{i}": rng.standard_normal(MiB).astype(np.float32) for i in range(4)}   # 4 MiB each
+    with tierd.connect(daemon.socket) as c:
+        ck = c.checkpoints("hostmem-fail", chunk_bytes=MiB)
+        ck.save(1, state).wait("persisted", timeout=60)
+        last_chunk = ck.manifest(1)["chunks"][-1]
+        c.delete("default", ck._chunk_key(last_chunk))
+        with pytest.raises(tierd.NotFound):
+            ck.load()
+        ck.close()
+    assert made, "load() made no populator"
+    assert all(p._stop and not p._thread.is_alive() for p in made), "left running after a failure"
