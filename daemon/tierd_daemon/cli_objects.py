@@ -298,6 +298,14 @@ def format_status(doc: dict) -> str:
         if store.get("engine"):
             bits.append(f"engine {store['engine']}")
         extra.append("nvme: " + ", ".join(bits))
+    dram = doc.get("dram")
+    if isinstance(dram, dict) and "keep_warm" in dram:
+        if dram["keep_warm"]:
+            extra.append(f"dram: kept warm, every page read every {dram.get('keep_warm_interval_s'):g} s "
+                         f"({dram.get('keep_warm_why')}; {dram.get('keep_warm_passes', 0)} passes, "
+                         f"last {dram.get('keep_warm_last_pass_ms')} ms)")
+        else:
+            extra.append(f"dram: not kept warm ({dram.get('keep_warm_why')})")
     backlog = _first(doc, "flush_backlog_bytes", "backlog_bytes")
     if backlog is None and isinstance(doc.get("backlog"), (int, float)):
         backlog = doc["backlog"]

@@ -98,6 +98,15 @@ class MetricsConfig:
 
 
 @dataclass(frozen=True)
+class DramConfig:
+    # Under a hypervisor idle guest memory may be reclaimed by the host and be
+    # slow to write again; "auto" reads a byte of every arena page each
+    # keep_warm_interval_s there, and not on bare metal (dram/keepwarm.py).
+    keep_warm: str = "auto"          # "auto" | "on" | "off"
+    keep_warm_interval_s: float = 5.0
+
+
+@dataclass(frozen=True)
 class Config:
     data_dir: str
     store: StoreConfig
@@ -105,6 +114,7 @@ class Config:
     log_level: str = "info"
     server: ServerConfig = ServerConfig()
     metrics: MetricsConfig = MetricsConfig()
+    dram: DramConfig = DramConfig()
 
     @property
     def store_dir(self) -> str:
@@ -139,7 +149,8 @@ def _section(doc: dict, name: str, cls, source: str, sizes=(), modes=()):
 
 
 def from_dict(doc: dict, source: str) -> Config:
-    _check_keys(doc, {"data_dir", "log_level", "store", "namespaces", "server", "metrics"}, source)
+    _check_keys(doc, {"data_dir", "log_level", "store", "namespaces", "server", "metrics", "dram"},
+                source)
     data_dir = os.path.expanduser(str(doc.get("data_dir") or default_data_dir()))
     log_level = str(doc.get("log_level", "info")).lower()
     if log_level not in ("debug", "info", "warning", "error"):
@@ -164,6 +175,13 @@ def from_dict(doc: dict, source: str) -> Config:
         raise ConfigError(f"{source}: [server] max_clients >= 1, max_frame >= 4KiB, "
                           "lease_timeout_s > 0 and alloc_timeout_s >= 0 are required")
     metrics = _section(doc, "metrics", MetricsConfig, source)
+    dram = _section(doc, "dram", DramConfig, source)
+    if dram.keep_warm not in ("auto", "on", "off"):
+        raise ConfigError(f"{source}: dram.keep_warm: {dram.keep_warm!r} is not one of "
+                          "\"auto\", \"on\", \"off\"")
+    if not dram.keep_warm_interval_s > 0:
+        raise ConfigError(f"{source}: dram.keep_warm_interval_s: expected seconds > 0, got "
+                          f"{dram.keep_warm_interval_s!r}")
 
     ns_tbl = doc.get("namespaces")
     share = None
@@ -198,7 +216,7 @@ def from_dict(doc: dict, source: str) -> Config:
     return Config(data_dir=data_dir, store=store, source=source, log_level=log_level,
                   server=replace(server, socket=os.path.expanduser(server.socket)
                                  if server.socket else default_socket()),
-                  metrics=metrics)
+                  metrics=metrics, dram=dram)
 
 
 def load(path: str | None = None) -> Config:

@@ -48,7 +48,9 @@ class Daemon:
         try:
             self.tier = DramTier(self.store, self.namespaces, self.page,
                                  alloc_timeout_s=config.server.alloc_timeout_s,
-                                 lease_timeout_s=config.server.lease_timeout_s)
+                                 lease_timeout_s=config.server.lease_timeout_s,
+                                 keep_warm=config.dram.keep_warm,
+                                 keep_warm_interval_s=config.dram.keep_warm_interval_s)
         except BaseException:
             self.store.close()
             raise
@@ -126,6 +128,7 @@ class Daemon:
                       "fixed_buffers": u.fixed_buffers, "page_size": u.page_size,
                       "capacity_bytes": u.capacity_bytes, "used_bytes": u.used_bytes,
                       "free_bytes": u.free_bytes, "objects": u.objects},
+            "dram": self.tier.keep_warm_status(),
             "namespaces": {ns: dict(st, durable=self.namespaces[ns].durable,
                                     compression=self.namespaces[ns].compression,
                                     nvme_used=self.store.namespace_bytes(ns),

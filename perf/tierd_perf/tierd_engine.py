@@ -50,6 +50,9 @@ alloc_timeout_s = {alloc_timeout}
 [metrics]
 listen = ""
 
+[dram]
+keep_warm = "{keep_warm}"
+
 [store]
 capacity = {capacity}
 prewrite = {prewrite}
@@ -89,7 +92,8 @@ class Daemon:
 
     def __init__(self, capacity: int, dram: int, root: str | None = None, *,
                  alloc_timeout: float = 30.0, log_level: str = "info",
-                 prewrite: bool = False, huge_pages: bool = True) -> None:
+                 prewrite: bool = False, huge_pages: bool = True,
+                 keep_warm: str = "auto") -> None:
         self.own_root = root is None
         self.root = root or tempfile.mkdtemp(prefix="tierd-perf-daemon-", dir="/tmp")
         os.makedirs(self.root, exist_ok=True)
@@ -103,7 +107,8 @@ class Daemon:
                                        capacity=self.capacity, dram=self.dram,
                                        alloc_timeout=alloc_timeout, log_level=log_level,
                                        prewrite="true" if prewrite else "false",
-                                       huge_pages="true" if huge_pages else "false"))
+                                       huge_pages="true" if huge_pages else "false",
+                                       keep_warm=keep_warm))
         self.proc: subprocess.Popen | None = None
 
     @property

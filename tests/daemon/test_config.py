@@ -19,6 +19,7 @@ def test_builtin_default_needs_no_file(monkeypatch, tmp_path):
     assert set(cfg.store.namespaces) == {"default", "cache"}
     assert cfg.store.namespaces["default"].durable and not cfg.store.namespaces["cache"].durable
     assert 256 << 20 <= cfg.store.capacity <= 4 << 30
+    assert cfg.dram.keep_warm == "auto" and cfg.dram.keep_warm_interval_s == 5.0
 
 
 def test_shipped_config_parses():
@@ -46,6 +47,10 @@ def test_env_var_is_used(monkeypatch, tmp_path):
     ("[namespaces.x]\nhuge_pages = \"no\"\n", "namespaces.x.huge_pages"),
     ("[namespaces.\"bad name\"]\n", "namespace name"),
     ("log_level = \"loud\"\n", "log_level"),
+    ("[dram]\nkeep_warm = \"sometimes\"\n", "dram.keep_warm"),
+    ("[dram]\nkeep_warm_interval_s = 0\n", "dram.keep_warm_interval_s"),
+    ("[dram]\nkeep_warm = true\n", "dram.keep_warm"),
+    ("[dram]\nkeepwarm = \"on\"\n", "unknown key 'keepwarm'"),
     ("[store\n", "not valid TOML"),
 ])
 def test_bad_config_names_the_key(tmp_path, text, needle):

@@ -27,6 +27,7 @@ import time
 from dataclasses import dataclass
 
 from tierd.errors import InvalidArgument, LeaseExpired, NotFound, TierFull, UnknownNamespace
+from tierd_daemon.dram import keepwarm
 from tierd_daemon.dram.arena import Arena
 from tierd_daemon.dram.eviction import DEFAULT_POLICY, make_policy
 from tierd_daemon.store import codec
@@ -89,7 +90,8 @@ class NamespaceTier:
 
 class DramTier:
     def __init__(self, store, namespaces: dict, page: int, *, alloc_timeout_s: float,
-                 lease_timeout_s: float, policy: str = DEFAULT_POLICY) -> None:
+                 lease_timeout_s: float, policy: str = DEFAULT_POLICY,
+                 keep_warm: str = "off", keep_warm_interval_s: float = 5.0) -> None:
         self.store = store
         self.page = page
         self.alloc_timeout_s = alloc_timeout_s
@@ -110,6 +112,8 @@ class DramTier:
         self.flusher = threading.Thread(target=self._flush_loop, name="tierd-flusher", daemon=True)
         self.reaper = threading.Thread(target=self._reap_loop, name="tierd-lease-reaper",
                                        daemon=True)
+        on, self.keep_warm_why = keepwarm.decide(keep_warm)
+        self.keep_warm = keepwarm.KeepWarm(self._arena_arrays, keep_warm_interval_s) if on else None
 
     def add_namespace(self, ns: str, cfg, policy: str = DEFAULT_POLICY) -> NamespaceTier:
         arena = Arena(ns, cfg.dram_bytes, self.page, huge_pages=cfg.huge_pages)
@@ -119,9 +123,20 @@ class DramTier:
             self.tiers[ns] = t
         return t
 
+    def _arena_arrays(self) -> list:
+        with self.cond:
+            return [t.arena.array for t in self.tiers.values() if t.arena.array is not None]
+
     def start(self) -> None:
         self.flusher.start()
         self.reaper.start()
+        if self.keep_warm is not None:
+            self.keep_warm.start()
+            log.info("keeping the DRAM arenas warm: a byte of every page read every %g s (%s; "
+                     "a host may reclaim idle guest memory, and writing it again is slow)",
+                     self.keep_warm.interval_s, self.keep_warm_why)
+        else:
+            log.info("not keeping the DRAM arenas warm (%s)", self.keep_warm_why)
 
     def stop(self) -> None:
         with self.cond:
@@ -130,6 +145,8 @@ class DramTier:
         for t in (self.flusher, self.reaper):
             if t.is_alive():
                 t.join(timeout=30)
+        if self.keep_warm is not None:
+            self.keep_warm.stop()
 
     def tier(self, ns: str) -> NamespaceTier:
         try:
@@ -715,6 +732,13 @@ class DramTier:
                             ls.entry.ns, ls.entry.key, self.lease_timeout_s)
 
     # ---- status ------------------------------------------------------------------------
+
+    def keep_warm_status(self) -> dict:
+        k = self.keep_warm
+        return {"keep_warm": k is not None, "keep_warm_why": self.keep_warm_why,
+                "keep_warm_interval_s": k.interval_s if k else None,
+                "keep_warm_passes": k.passes if k else 0,
+                "keep_warm_last_pass_ms": round(k.last_pass_s * 1e3, 1) if k else None}
 
     def status(self) -> dict:
         out = {}
