@@ -463,6 +463,7 @@ class TierdCkpt(Tool):
         self.client = self.daemon.connect()
         self.ck = self.client.checkpoints(self.run, keep_last=3)
         self.backings: set[str] = set()
+        self.keep_warm: set[str] = set()
         self._note_backing()
         self.staged_s: list[float] = []
         self.as_torch = False
@@ -498,7 +499,11 @@ class TierdCkpt(Tool):
 
     def _note_backing(self) -> None:
         """What the daemon's arena is made of this start (huge pages or not)."""
-        self.backings.add(self.client.status()["namespaces"][NS]["backing"])
+        st = self.client.status()
+        self.backings.add(st["namespaces"][NS]["backing"])
+        dram = st.get("dram") or {}
+        why = f" ({dram['keep_warm_why']})" if dram.get("keep_warm_why") else ""
+        self.keep_warm.add(("on" if dram.get("keep_warm") else "off") + why)
 
     def load(self, d):
         # Torch tensors back when torch tensors were saved (as the peers return).
@@ -799,6 +804,7 @@ def bench(args) -> dict:
             res["tools"][t.name]["disk"] = t.disk_bytes(d)
             if isinstance(t, TierdCkpt):
                 res["tools"][t.name]["arena_backing"] = sorted(t.backings)
+                res["tools"][t.name]["keep_warm"] = sorted(t.keep_warm)
     finally:
         for t in tools:
             try:
@@ -952,7 +958,11 @@ def notes(res: dict, argv: list[str]) -> list[str]:
         "- tierd's DRAM arena (status `backing`, over every daemon start): "
         + "; ".join(f"{n}: {', '.join(r.get('arena_backing') or ['?'])}"
                     for n, r in res["tools"].items() if n in TIERD_TOOLS)
-        + " (thp: 2 MiB pages, collapsed at start; plain: 4 KiB pages).",
+        + " (thp: 2 MiB pages, collapsed at start; plain: 4 KiB pages). Arenas kept warm "
+        "([dram] keep_warm = \"auto\": a byte of every page read every 5 s under a "
+        "hypervisor): "
+        + "; ".join(f"{n}: {', '.join(r.get('keep_warm') or ['?'])}"
+                    for n, r in res["tools"].items() if n in TIERD_TOOLS) + ".",
         "- tierd's daemons run with store.prewrite = true: their data space (5x the state) "
         "was written once with zeros when the store was created, before the first "
         "repetition, so a save overwrites space instead of converting fallocated "
