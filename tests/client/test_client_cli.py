@@ -80,6 +80,10 @@ def test_status(tierd_cmd):
     assert r.returncode == 0, r.stderr
     text = r.stdout.decode()
     assert "NAMESPACE" in text and "default" in text and "cache" in text
+    warm = doc["dram"]
+    assert (f"dram: kept warm, every page read every {warm['keep_warm_interval_s']:g} s"
+            if warm["keep_warm"] else "dram: not kept warm") in text
+    assert warm["keep_warm_why"] in text
 
 
 def test_unreachable(python_env, tmp_path):
