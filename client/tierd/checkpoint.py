@@ -681,10 +681,10 @@ class CheckpointManager:
                 ranges.append((outs[ti], pos, pos + ln))
         per = min(max(self.c.namespace_info(self.ns)["arena_bytes"] // 4, 1), _LOAD_BATCH_MAX)
         parts: list[list[int]] = []
-        held = per
+        held = 0
         for ci in order:
             ln = sum(x[3] for x in need[ci])
-            if held + ln > per:
+            if not parts or held + ln > per:
                 parts.append([])
                 held = 0
             parts[-1].append(ci)

@@ -80,44 +80,35 @@ class Populator:
     range it is on) and must be called, also when the restore fails.
     """
 
-    _TODO, _CLAIMED, _DONE = 0, 1, 2
-
     def __init__(self, ranges: list[tuple[np.ndarray, int, int]]) -> None:
         self._ranges = ranges
-        self._state = [self._TODO] * len(ranges)
-        self._cond = threading.Condition()
+        self._claimed = [False] * len(ranges)
+        self._populated = [threading.Event() for _ in ranges]
+        self._lock = threading.Lock()
         self._stop = False
         self._thread = threading.Thread(target=self._run, name="tierd-populate", daemon=True)
         self._thread.start()
 
-    def _claim(self, i: int) -> bool:
-        with self._cond:
-            if self._state[i] != self._TODO:
+    def _populate_if_unclaimed(self, i: int) -> bool:
+        with self._lock:
+            if self._claimed[i]:
                 return False
-            self._state[i] = self._CLAIMED
-            return True
-
-    def _populate(self, i: int) -> None:
+            self._claimed[i] = True
         try:
             populate(*self._ranges[i])
         finally:
-            with self._cond:
-                self._state[i] = self._DONE
-                self._cond.notify_all()
+            self._populated[i].set()
+        return True
 
     def _run(self) -> None:
         for i in range(len(self._ranges)):
             if self._stop:
                 return
-            if self._claim(i):
-                self._populate(i)
+            self._populate_if_unclaimed(i)
 
     def ready(self, i: int) -> None:
-        if self._claim(i):
-            self._populate(i)
-            return
-        with self._cond:
-            self._cond.wait_for(lambda: self._state[i] == self._DONE)
+        if not self._populate_if_unclaimed(i):
+            self._populated[i].wait()
 
     def close(self) -> None:
         self._stop = True

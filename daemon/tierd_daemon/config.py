@@ -13,6 +13,7 @@ import tomllib
 from dataclasses import dataclass, fields, replace
 
 from tierd.errors import InvalidArgument
+from tierd_daemon.dram import keepwarm
 from tierd_daemon.store.config import NamespaceConfig, StoreConfig
 from tierd_daemon.units import parse_size
 
@@ -176,9 +177,9 @@ def from_dict(doc: dict, source: str) -> Config:
                           "lease_timeout_s > 0 and alloc_timeout_s >= 0 are required")
     metrics = _section(doc, "metrics", MetricsConfig, source)
     dram = _section(doc, "dram", DramConfig, source)
-    if dram.keep_warm not in ("auto", "on", "off"):
+    if dram.keep_warm not in keepwarm.MODES:
         raise ConfigError(f"{source}: dram.keep_warm: {dram.keep_warm!r} is not one of "
-                          "\"auto\", \"on\", \"off\"")
+                          + ", ".join(f'"{m}"' for m in keepwarm.MODES))
     if not dram.keep_warm_interval_s > 0:
         raise ConfigError(f"{source}: dram.keep_warm_interval_s: expected seconds > 0, got "
                           f"{dram.keep_warm_interval_s!r}")

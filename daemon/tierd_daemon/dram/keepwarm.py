@@ -19,6 +19,7 @@ slices, so the GIL is never held long. On bare metal it does nothing
 from __future__ import annotations
 
 import logging
+import mmap
 import threading
 import time
 from typing import Callable
@@ -27,7 +28,7 @@ import numpy as np
 
 log = logging.getLogger("tierd.dram")
 
-PAGE = 4096
+PAGE = mmap.PAGESIZE
 SLICE = 64 << 20            # bytes touched per step: ~16k reads, well under a millisecond
 MODES = ("auto", "on", "off")
 
@@ -94,9 +95,6 @@ class KeepWarm:
         self._stop.set()
         if self._thread.is_alive():
             self._thread.join(timeout=10)
-
-    def is_alive(self) -> bool:
-        return self._thread.is_alive()
 
     def _run(self) -> None:
         while not self._stop.wait(self.interval_s):

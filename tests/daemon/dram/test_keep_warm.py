@@ -11,7 +11,7 @@ import pytest
 import tierd
 from tierd_daemon.dram import keepwarm
 
-PAGE = 4096
+PAGE = keepwarm.PAGE
 
 
 def test_touch_reads_the_first_byte_of_every_page(monkeypatch):
