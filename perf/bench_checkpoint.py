@@ -583,6 +583,15 @@ class ComputeLoop:
         env = dict(os.environ, OPENBLAS_NUM_THREADS="1", OMP_NUM_THREADS="1",
                    MKL_NUM_THREADS="1")
         self.proc = subprocess.Popen([sys.executable, "-c", CHILD, self.path], env=env)
+        # Wait until it computes: a first save measured while the child still
+        # imported numpy saw no iterations at all (a slowdown of n/a).
+        self.run(True)
+        deadline = time.monotonic() + 60
+        while self.buf[1] < 1:
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError("the compute-loop child did not start computing")
+            time.sleep(0.01)
+        self.run(False)
 
     def run(self, on: bool) -> None:
         self.buf[0] = 1.0 if on else 0.0
@@ -794,8 +803,11 @@ def bench(args) -> dict:
                     r["restore_open"].append(rto)
                     r["fio_read_open"].append(fio_pass(pair_file, "read"))
                     ro = f"  open {rto * 1e3:6.0f} ms"
+                sd = r["slowdown"][-1]
+                # None: the loop made no progress before the save (still starting).
+                sd_s = "  n/a" if sd is None else f"{sd:5.1f}"
                 log(f"  {t.name:15s} blocking {blk * 1e3:7.0f} ms  durable {dur * 1e3:7.0f} ms  "
-                    f"loop {r['slowdown'][-1]:5.1f}% slower  restore {rt * 1e3:6.0f} ms{ro}  "
+                    f"loop {sd_s}% slower  restore {rt * 1e3:6.0f} ms{ro}  "
                     f"(fio after: write {r['fio_write'][-1] * 1e3:.0f} ms, read "
                     f"{r['fio_read'][-1] * 1e3:.0f} ms)")
                 os.unlink(pair_file)
@@ -833,6 +845,10 @@ def bench(args) -> dict:
 
 
 # ---- report --------------------------------------------------------------------------
+
+
+def _pct(x) -> str:
+    return "—" if x is None else f"{x:.1f}%"
 
 
 def ms(x) -> str:
@@ -882,7 +898,7 @@ def table(res: dict) -> list[str]:
         disk_s = "—" if disk is None else f"{disk[0] / MiB:.0f} MiB"
         label = f"{name}: load()" if name == "tierd" and m["restore_open"] is not None else name
         lost = "" if m["lost"] is None else f" ({ms(m['lost'])})"
-        rows.append(f"| {label} | {blk} | {ms(m['durable'])} | {m['slowdown']:.1f}%{lost} "
+        rows.append(f"| {label} | {blk} | {ms(m['durable'])} | {_pct(m['slowdown'])}{lost} "
                     f"| {ms(m['restore'])} | {disk_s} | {sb} | {sd} | {sr} |")
         if m["restore_open"] is not None:
             ro = r["ratio"]["restore_open"]
